@@ -5,7 +5,7 @@ NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>
 BUILD   ?= build
 DATA    ?= ../shared/data
 OPT     ?= -O3 -march=native
-CFLAGS  += $(OPT) -g -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla \
+CFLAGS  += $(OPT) -g -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla -Wno-format-truncation \
            -I. -I/usr/include/cjson -MMD -MP
 LDLIBS  += -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lseccomp -lm -lpthread
 LDFLAGS += -fopenmp
