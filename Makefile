@@ -13,11 +13,11 @@ LDFLAGS += -fopenmp
 LIB_DIRS := common policy rollout rewards datasets rl
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-TEST_SRCS := $(wildcard tests/test_*.c tests/data_*.c)
+TEST_SRCS := $(wildcard tests/*.c)
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 CLI_SRCS := $(wildcard cli/*.c)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
-BENCH_SRCS := $(wildcard bench/bench_*.c)
+BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 # CUDA: every .cu under the library folders is compiled whenever nvcc exists, so CI (no GPU, but the
