@@ -18,6 +18,10 @@ struct Reward {
     char name[32];
     // Scores one completion of one task; must never crash or hang on any input. `out` may be NULL.
     float (*score)(const Reward *self, const Task *task, const char *completion, RewardDetail *out);
+    // Optional: scores n completions at once (the code reward runs them on its worker pool).
+    // NULL means reward_score_batch calls `score` in a loop.
+    void (*score_batch)(const Reward *self, const Task *const *tasks, const char *const *completions, int n,
+                        float *rewards /* (n) */, RewardDetail *details /* (n) or NULL */);
     void (*destroy)(Reward *self);  // frees `state`
     void *state;                    // the reward's parsed options
 };
@@ -26,5 +30,7 @@ struct Reward {
 // Unknown names or options are errors naming the key. Returns 0 or -1 (see grpo_error()).
 int reward_create(Reward *out, const char *name, const cJSON *options);
 void reward_destroy(Reward *r);
+void reward_score_batch(const Reward *r, const Task *const *tasks, const char *const *completions, int n,
+                        float *rewards /* (n) */, RewardDetail *details /* (n) or NULL */);
 // The registered names, NULL-terminated, for --help texts.
 const char *const *reward_names(void);
