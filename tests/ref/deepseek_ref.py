@@ -431,6 +431,10 @@ def load(model_dir, dtype=torch.float64):
         cfg = Config(json.load(f))
     m = DeepseekV3Ref(cfg)
     ts = st.load_dir(model_dir)
+    # real checkpoints carry copies the MTP block shares (embed_tokens, shared_head.head) and rotary buffers
+    L = cfg.num_hidden_layers
+    ignored = (f"model.layers.{L}.embed_tokens.weight", f"model.layers.{L}.shared_head.head.weight")
+    ts = {k: v for k, v in ts.items() if k not in ignored and not k.endswith("rotary_emb.inv_freq")}
     want = m.state_dict()
     missing = sorted(set(want) - set(ts))
     extra = sorted(set(ts) - set(want))
