@@ -3,8 +3,8 @@ llm.c's test_gpt2 checks train_gpt2.c against PyTorch.
 
 For each config variant derived from configs/model/tiny.json:
   ./grpo init --config CFG --out DIR --seed S            (C writes config.json + model.safetensors)
-  norm weights / e_score_correction_bias are perturbed here when the C init left them at 1 / 0, and the
-  file is rewritten with tests/ref/st.py (so the C loader also reads a file it did not write)
+  norm weights / e_score_correction_bias are perturbed here when the C init left them at 1 / 0, the
+  q/kv projections scaled x4 when small (so attention is not near-uniform), and the file is rewritten with tests/ref/st.py (so the C loader also reads a file it did not write)
   build/tests/tool_model_dump DIR INPUT.json OUT.safetensors
   the reference in float64 with autograd on the same weights and inputs; compare logits, logprobs (where
   target >= 0), entropy, loss, mtp_loss, aux_loss and every trained parameter's gradient.
@@ -287,6 +287,11 @@ def perturb_checkpoint(d, seed):
     g = np.random.default_rng(seed)
     changed = []
     for k, v in ts.items():
+        # a 0.02-std init leaves attention nearly uniform, so RoPE / score bugs would barely show: sharpen it
+        if k.endswith(("q_b_proj.weight", "q_proj.weight", "kv_b_proj.weight", "kv_a_proj_with_mqa.weight")) \
+                and np.abs(v).max() < 0.2:
+            ts[k] = v * np.float32(4)
+            changed.append("attn x4")
         if k.endswith("norm.weight") and np.all(v == 1):
             ts[k] = (1 + 0.1 * g.standard_normal(v.shape)).astype(np.float32)
             changed.append("norms")
