@@ -22,6 +22,7 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -428,12 +429,20 @@ def check_config(name, cfg, alpha, tmp, seed):
         nfail = sum(1 for x in errs if x[0] >= GRAD_TOL)
         print(f"    grads      {len(errs)} compared, worst err {e:.2e} ({k[5:]}), {nfail} over {GRAD_TOL:g}"
               f"{'  <-- FAIL' if nfail else ''}")
-    # group gradient failures by kind to make the pattern visible
+    # gradient failures grouped by kind (layer / expert numbers as *) to make the pattern visible
     if bad:
-        for line in bad[:40]:
+        kinds = {}
+        for e, k, _ in errs:
+            kind = re.sub(r"\.(\d+)\.", ".*.", k[5:])
+            kinds.setdefault(kind, []).append((e, k[5:]))
+        failing = {kd: v for kd, v in kinds.items() if any(e >= GRAD_TOL for e, _ in v)}
+        other = [b for b in bad if not re.match(r"grad\..*: err ", b)]
+        for line in other[:30]:
             print(f"      {line}")
-        if len(bad) > 40:
-            print(f"      ... {len(bad) - 40} more")
+        for kd, v in sorted(failing.items(), key=lambda kv: -max(e for e, _ in kv[1])):
+            nf = sum(1 for e, _ in v if e >= GRAD_TOL)
+            e, k = max(v)
+            print(f"      grad {kd}: {nf}/{len(v)} over, worst {e:.2e} ({k})")
         if margin < 1e-5:
             print(f"      note: routing near-tie (min top-K gap {margin:.1e}): fp32 may pick other experts")
     extra = f"dump {dt:.2f}s, routing gap {margin:.1e}" + (f", perturbed {'+'.join(changed)}" if changed else "")
