@@ -16,7 +16,8 @@ permutation invariance, determinism, finite differences of the reference, closed
 head, safetensors round trip (F32/BF16/F16, sharded index).
 
 Env: PARITY_CSIDE=python runs the reference itself in float32 as the "C side" (to test this harness);
-KEEP=1 keeps the temp folder; VERBOSE=1 prints every gradient's error.
+KEEP=1 keeps the temp folder; VERBOSE=1 prints every gradient's error; GRPO_BIN / DUMP_BIN override the
+paths of ./grpo and build/tests/tool_model_dump.
 """
 import copy
 import json
@@ -41,8 +42,8 @@ torch.set_num_threads(2)
 VAL_TOL, GRAD_TOL = 2e-4, 1e-3
 VERBOSE = os.environ.get("VERBOSE") == "1"
 CSIDE = os.environ.get("PARITY_CSIDE", "c")
-GRPO = os.path.join(ROOT, "grpo")
-DUMP = os.path.join(ROOT, "build", "tests", "tool_model_dump")
+GRPO = os.environ.get("GRPO_BIN", os.path.join(ROOT, "grpo"))
+DUMP = os.environ.get("DUMP_BIN", os.path.join(ROOT, "build", "tests", "tool_model_dump"))
 
 # Used only while configs/model/tiny.json does not exist yet; same keys.
 FALLBACK_TINY = {
