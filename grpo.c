@@ -11,7 +11,7 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
-    {"help", NULL, "this list"},
+    {"init", cmd_init, "write a random-initialised model directory from a model config"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
