@@ -1,0 +1,207 @@
+// The code reward: program extraction, the three test forms, the verdict kinds, partial credit, the
+// secret-token rule and the worker pool.
+#include "rewards/code.h"
+#include "common/error.h"
+#include "tests/test.h"
+#include <stdlib.h>
+
+static Reward R, RP; // all-or-nothing and partial, 2 s wall
+
+static Task task_json(const char *json) {
+    Task t = {0};
+    t.id = "test";
+    t.meta = cJSON_Parse(json);
+    return t;
+}
+
+static float score(const Reward *r, const Task *t, const char *completion, RewardDetail *d) {
+    float x = 0;
+    const char *c = completion;
+    reward_score_batch(r, &t, &c, 1, &x, d);
+    return x;
+}
+
+#define EXPECT_VERDICT(r, t, comp, want_reward, want_verdict) do { \
+    RewardDetail _d; float _x = score(r, t, comp, &_d); \
+    EXPECT(fabsf(_x - (want_reward)) < 1e-6f && !strcmp(_d.verdict, want_verdict), \
+           "%s: reward %g verdict %s, expected %g %s", #comp, _x, _d.verdict, (double)(want_reward), want_verdict); \
+    } while (0)
+
+static void test_extract(void) {
+    struct { const char *in, *out; } c[] = {
+        {"def f(): return 1", "def f(): return 1"},
+        {"Here:\n```python\nx = 1\n```\nand\n```python\ny = 2\n```\n", "y = 2\n"},
+        {"```py\na\n```\n```bash\nls\n```\n", "a\n"},
+        {"```\nplain\n```", "plain\n"},
+        {"text ```python inline``` text", "text ```python inline``` text"},
+        {"```python\ncut off at the end", "cut off at the end"},
+        {"```python\ns = '```'\n```", "s = '```'\n"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        char *got = code_extract(c[i].in);
+        EXPECT(got && !strcmp(got, c[i].out), "case %zu: got [%s] want [%s]", i, got ? got : "(null)", c[i].out);
+        free(got);
+    }
+}
+
+static const char *HE =
+    "{\"prompt\": \"from typing import List\\n\\ndef add_all(xs: List[int]) -> int:\\n    \\\"\\\"\\\"Sum.\\\"\\\"\\\"\\n\","
+    " \"entry_point\": \"add_all\","
+    " \"test\": \"def check(candidate):\\n    assert candidate([1, 2, 3]) == 6\\n    assert candidate([]) == 0\\n\"}";
+
+static void test_humaneval_form(void) {
+    Task t = task_json(HE);
+    EXPECT_VERDICT(&R, &t, "    return sum(xs)\n", 1, "passed");
+    EXPECT_VERDICT(&R, &t, "Sure:\n```python\ndef add_all(xs):\n    return sum(xs)\n```\n", 1, "passed");
+    EXPECT_VERDICT(&R, &t, "    return None\n", 0, "failed");
+    EXPECT_VERDICT(&R, &t, "    return sum(xs) + 1\n", 0, "failed");
+    EXPECT_VERDICT(&R, &t, "    return sum(xs[1:])\n", 0, "failed");
+    EXPECT_VERDICT(&R, &t, "    raise ValueError('no')\n", 0, "runtime_error");
+    EXPECT_VERDICT(&R, &t, "    return sum(xs\n", 0, "runtime_error");
+    RewardDetail d;
+    score(&R, &t, "    return sum(xs)\n", &d);
+    EXPECT(d.nparts == 3 && !strcmp(d.parts[0].name, "passed") && d.parts[0].value == 1 && d.parts[1].value == 1,
+           "parts: %d %s %g %g", d.nparts, d.parts[0].name, d.parts[0].value, d.parts[1].value);
+    EXPECT(!strcmp(d.extracted, "    return sum(xs)\n"), "extracted [%s]", d.extracted);
+    cJSON_Delete(t.meta);
+}
+
+static const char *MB =
+    "{\"test_setup_code\": \"import math\", \"test_list\": [\"assert sq(2) == 4\", \"assert sq(3) == 9\","
+    " \"assert sq(-1) == 1\", \"assert math.isclose(sq(0.5), 0.25)\"]}";
+
+static void test_mbpp_form_and_partial(void) {
+    Task t = task_json(MB);
+    EXPECT_VERDICT(&R, &t, "def sq(x):\n    return x * x", 1, "passed");
+    EXPECT_VERDICT(&R, &t, "def sq(x):\r\n\treturn x * x\r\n", 1, "passed");
+    EXPECT_VERDICT(&R, &t, "def sq(x):\n    return x * x if x > 0 else 0", 0, "failed");
+    EXPECT_VERDICT(&RP, &t, "def sq(x):\n    return x * x if x > 0 else 0", 0.75f, "failed");
+    EXPECT_VERDICT(&RP, &t, "def sq(x):\n    return x * x", 1, "passed");
+    // A test that hangs takes the rest with it: the run is killed at the deadline.
+    EXPECT_VERDICT(&RP, &t, "def sq(x):\n    if x == 3:\n        while True: pass\n    return x * x", 0.25f, "timeout");
+    cJSON_Delete(t.meta);
+}
+
+static void test_stdio_form(void) {
+    Task t = task_json("{\"inputs\": [\"1 2\\n\", \"10 -3\\n\", \"5 5\\n\"], \"outputs\": [\"3\\n\", \"7\", \"10  \\n\\n\"]}");
+    EXPECT_VERDICT(&R, &t, "```python\na, b = map(int, input().split())\nprint(a + b)\n```", 1, "passed");
+    EXPECT_VERDICT(&R, &t, "import sys\na, b = map(int, sys.stdin.read().split())\nsys.stdout.write(f'  {a+b} \\n')\nsys.exit(0)", 1, "passed");
+    EXPECT_VERDICT(&R, &t, "a, b = map(int, input().split())\nprint(a - b)", 0, "failed");
+    EXPECT_VERDICT(&RP, &t, "a, b = map(int, input().split())\nprint(a + b if a < 10 else 0)", 2.0f / 3, "failed");
+    EXPECT_VERDICT(&R, &t, "a, b = map(int, input().split())\nprint(a + b, 0)", 0, "failed");
+    EXPECT_VERDICT(&R, &t, "print(int(input()) + 1)", 0, "runtime_error");
+    EXPECT_VERDICT(&R, &t, "while True: pass", 0, "timeout");
+    cJSON_Delete(t.meta);
+}
+
+static void test_verdict_kinds(void) {
+    Task t = task_json("{\"test_list\": [\"assert f(1) == 2\"]}");
+    EXPECT_VERDICT(&R, &t, "def f(x): return x + 1", 1, "passed");
+    EXPECT_VERDICT(&R, &t, "def f(x):\n    while True: pass", 0, "timeout");
+    EXPECT_VERDICT(&R, &t, "def f(x):\n    a = []\n    while True: a.append(bytearray(1 << 24))", 0, "memory");
+    EXPECT_VERDICT(&R, &t, "def f(x):\n    return [][1]", 0, "runtime_error");
+    EXPECT_VERDICT(&R, &t, "import sys\nwhile True: sys.stdout.write('x' * 65536)", 0, "output_limit");
+    EXPECT_VERDICT(&R, &t, "import sys\nwhile True: sys.stderr.write('x' * 65536)", 0, "output_limit");
+    // Exiting "successfully" before the tests earns nothing: the token was never written.
+    EXPECT_VERDICT(&R, &t, "import sys\nsys.exit(0)\ndef f(x): return 0", 0, "failed");
+    EXPECT_VERDICT(&R, &t, "import os\nos._exit(0)", 0, "failed");
+    EXPECT_VERDICT(&R, &t, "def f(x):\n    import os; os._exit(0)", 0, "failed");
+    EXPECT_VERDICT(&R, &t, "def f(x):\n    raise SystemExit(0)", 0, "failed");
+    cJSON_Delete(t.meta);
+}
+
+// A program that knows the report format but not the token cannot forge a pass.
+static void test_token_forgery(void) {
+    Task t = task_json("{\"test_list\": [\"assert f(1) == 2\"]}");
+    const char *forge[] = {
+        "import os\nos.write(3, b'ok 0 ' + b'0' * 32 + b'\\ndone ' + b'0' * 32 + b'\\n')\nos._exit(0)",
+        "import os\ntry:\n    t = os.read(4, 64)\nexcept OSError:\n    t = b'x'\nos.write(3, b'ok 0 ' + t + b'\\ndone ' + t + b'\\n')\nos._exit(0)",
+        "import os\nos.write(3, open('/h/harness.py', 'rb').read())\nos._exit(0)",
+        "import os\nos.close(3)\ndef f(x): return x + 1",
+    };
+    for (size_t i = 0; i < sizeof forge / sizeof *forge; i++) {
+        RewardDetail d;
+        float x = score(&R, &t, forge[i], &d);
+        EXPECT(x == 0 && strcmp(d.verdict, "passed") != 0, "forgery %zu earned %g (%s)", i, x, d.verdict);
+    }
+    cJSON_Delete(t.meta);
+}
+
+// Monkey-patching what the tests rely on changes nothing.
+static void test_monkey_patching(void) {
+    Task t = task_json("{\"test_list\": [\"assert f(1) == 2\", \"assert abs(f(1) - 3) < 1\"]}");
+    const char *cheat[] = {
+        "import builtins\nclass E(Exception): pass\nbuiltins.AssertionError = E\nAssertionError = E\ndef f(x): return 0",
+        "import builtins\nbuiltins.abs = lambda v: 0\ndef f(x): return 0",
+        "import sys\ndef tr(fr, ev, arg):\n    if fr.f_code.co_filename.startswith('<test'):\n        return None\n    return tr\n"
+        "sys.settrace(tr)\ndef f(x): return 0",
+        "def check(c): pass\ndef f(x): return 0",
+    };
+    for (size_t i = 0; i < sizeof cheat / sizeof *cheat; i++) {
+        RewardDetail d;
+        float x = score(&R, &t, cheat[i], &d);
+        EXPECT(x == 0 && !strcmp(d.verdict, "failed"), "cheat %zu earned %g (%s)", i, x, d.verdict);
+    }
+    cJSON_Delete(t.meta);
+}
+
+static void test_batch_parallel(void) {
+    enum { N = 24 };
+    Task t = task_json(MB);
+    const Task *tasks[N];
+    const char *comps[N];
+    float r[N];
+    RewardDetail d[N];
+    for (int i = 0; i < N; i++) {
+        tasks[i] = &t;
+        comps[i] = i % 3 == 0 ? "def sq(x): return x * x" : i % 3 == 1 ? "def sq(x): return x" : "def sq(x):\n  while 1: pass";
+    }
+    reward_score_batch(&R, tasks, comps, N, r, d);
+    for (int i = 0; i < N; i++) {
+        const char *want = i % 3 == 0 ? "passed" : i % 3 == 1 ? "failed" : "timeout";
+        EXPECT(r[i] == (i % 3 == 0) && !strcmp(d[i].verdict, want), "item %d: %g %s", i, r[i], d[i].verdict);
+    }
+    cJSON_Delete(t.meta);
+}
+
+static void test_task_and_option_errors(void) {
+    Task t = task_json("{\"question\": \"no tests\"}");
+    EXPECT(R.check_task(&R, &t) != 0 && strstr(grpo_error(), "no tests"), "no-test task: %s", grpo_error());
+    EXPECT_VERDICT(&R, &t, "x = 1", 0, "sandbox_error");
+    cJSON_Delete(t.meta);
+    t = task_json("{\"inputs\": [\"1\"], \"outputs\": []}");
+    EXPECT(R.check_task(&R, &t) != 0, "mismatched inputs/outputs accepted");
+    cJSON_Delete(t.meta);
+    Reward bad;
+    cJSON *o = cJSON_Parse("{\"name\": \"code\", \"timeout\": 3}");
+    EXPECT(reward_create(&bad, "code", o) != 0 && strstr(grpo_error(), "timeout"), "unknown key: %s", grpo_error());
+    cJSON_Delete(o);
+    o = cJSON_Parse("{\"memory_mb\": \"lots\"}");
+    EXPECT(reward_create(&bad, "code", o) != 0 && strstr(grpo_error(), "memory_mb"), "bad value: %s", grpo_error());
+    cJSON_Delete(o);
+}
+
+int main(void) {
+    cJSON *o = cJSON_Parse("{\"timeout_s\": 2, \"cpu_s\": 2, \"memory_mb\": 512, \"output_kb\": 256}");
+    cJSON *op = cJSON_Parse("{\"timeout_s\": 2, \"cpu_s\": 2, \"partial\": true}");
+    if (reward_create(&R, "code", o) != 0 || reward_create(&RP, "code", op) != 0) {
+        fprintf(stderr, "FAIL creating the code reward: %s\n", grpo_error());
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    fprintf(stderr, "sandbox: %s\n", reward_code_layers(&R));
+    RUN_TEST(test_extract);
+    RUN_TEST(test_humaneval_form);
+    RUN_TEST(test_mbpp_form_and_partial);
+    RUN_TEST(test_stdio_form);
+    RUN_TEST(test_verdict_kinds);
+    RUN_TEST(test_token_forgery);
+    RUN_TEST(test_monkey_patching);
+    RUN_TEST(test_batch_parallel);
+    RUN_TEST(test_task_and_option_errors);
+    reward_destroy(&R);
+    reward_destroy(&RP);
+    cJSON_Delete(o);
+    cJSON_Delete(op);
+    return test_summary();
+}
