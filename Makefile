@@ -61,7 +61,7 @@ grpo: $(BUILD)/grpo.o $(CLI_OBJS) $(BUILD)/libgrpo.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libgrpo.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libgrpo.a
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/cli/cli.o $(BUILD)/libgrpo.a
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 test: .setup-done all $(TEST_BINS)

@@ -287,31 +287,31 @@ void router_backward(float *dlogits, const float *dtopk_w, const float *scores, 
 }
 
 float seq_balance_loss(float *dlogits, const float *scores, const int *topk_idx, const RouterSpec *rs, int B, int T,
-                       float alpha) {
+                       int Tv, float alpha) {
     int E = rs->E, K = rs->K;
     double total = 0.0;
     for (int b = 0; b < B; b++) {
         float f[ROUTER_MAX_EXPERTS], P[ROUTER_MAX_EXPERTS];
         memset(f, 0, sizeof(float) * E);
         memset(P, 0, sizeof(float) * E);
-        for (int t = 0; t < T; t++) {
+        for (int t = 0; t < Tv; t++) {
             long n = (long)b * T + t;
-            for (int k = 0; k < K; k++) f[topk_idx[n * K + k]] += (float)E / ((float)K * T);
+            for (int k = 0; k < K; k++) f[topk_idx[n * K + k]] += (float)E / ((float)K * Tv);
             const float *s = scores + n * E;
             float S = 0.0f;
             for (int e = 0; e < E; e++) S += s[e];
-            for (int e = 0; e < E; e++) P[e] += s[e] / S / T;
+            for (int e = 0; e < E; e++) P[e] += s[e] / S / Tv;
         }
         for (int e = 0; e < E; e++) total += (double)f[e] * P[e];
         if (!dlogits) continue;
         // d/ds' = alpha/B * f/T, then through s' = s / sum(s) and the score function.
-        for (int t = 0; t < T; t++) {
+        for (int t = 0; t < Tv; t++) {
             long n = (long)b * T + t;
             const float *s = scores + n * E;
             float S = 0.0f, gdot = 0.0f, ds[ROUTER_MAX_EXPERTS];
             for (int e = 0; e < E; e++) S += s[e];
-            for (int e = 0; e < E; e++) gdot += alpha / B * f[e] / T * s[e] / S;
-            for (int e = 0; e < E; e++) ds[e] = (alpha / B * f[e] / T - gdot) / S;
+            for (int e = 0; e < E; e++) gdot += alpha / B * f[e] / Tv * s[e] / S;
+            for (int e = 0; e < E; e++) ds[e] = (alpha / B * f[e] / Tv - gdot) / S;
             scores_backward(dlogits + n * E, ds, s, E, rs->sigmoid);
         }
     }

@@ -96,12 +96,13 @@ void router_backward(float *dlogits,       // (N,E)
                      const float *scores,  // (N,E)
                      const int *topk_idx,  // (N,K)
                      const RouterSpec *rs, int N);
-// Sequence-wise balance loss (DeepSeek-V3): alpha * mean_b sum_i f_i P_i. Returns the loss and, when
-// dlogits is not NULL, adds its gradient (through P; f counts are constants).
+// Sequence-wise balance loss (DeepSeek-V3): alpha * mean_b sum_i f_i P_i over the first Tv <= T
+// positions of each sequence (the MTP block has no prediction at its last one). Returns the loss and,
+// when dlogits is not NULL, adds its gradient (through P; f counts are constants).
 float seq_balance_loss(float *dlogits,       // (N,E) or NULL
                        const float *scores,  // (N,E)
                        const int *topk_idx,  // (N,K)
-                       const RouterSpec *rs, int B, int T, float alpha);
+                       const RouterSpec *rs, int B, int T, int Tv, float alpha);
 
 // Log-probability of each target token and the entropy of each row of softmax(h @ W^T), in chunks of
 // rows so that the (N,V) logits are never held at once. Targets < 0 give logp = 0.

@@ -416,6 +416,10 @@ static void ffn_backward(float *dx, float *dWg, float *dWu, float *dWd, float *d
     matmul_backward(dx, dWu, du, x, Wu, N, C, F);
 }
 
+// Positions of each sequence that count for block l's balance loss: the MTP block's last position
+// predicts nothing (it has no next token) and is left out, as if the block ran on T-1 positions.
+static int balance_len(const Model *m, int l, int T) { return l == m->cfg.num_hidden_layers ? T - 1 : T; }
+
 // Routes each token to its K experts, runs the experts on tokens grouped by expert, and adds the
 // weighted outputs into out (N,C).
 static void moe_forward(Model *m, int l, float *out, int B, int T) {
@@ -427,7 +431,8 @@ static void moe_forward(Model *m, int l, float *out, int B, int T) {
     RouterSpec rs = router_spec(c);
     matmul_forward(m->rlogits, a->ln2, p->router, N, C, E);
     router_forward(a->scores, a->topk_idx, a->topk_w, m->rlogits, p->score_bias, &rs, N);
-    if (m->aux_alpha > 0) m->aux_loss += seq_balance_loss(NULL, a->scores, a->topk_idx, &rs, B, T, m->aux_alpha);
+    if (m->aux_alpha > 0)
+        m->aux_loss += seq_balance_loss(NULL, a->scores, a->topk_idx, &rs, B, T, balance_len(m, l, T), m->aux_alpha);
 
     int *off = a->expert_off;
     memset(off, 0, sizeof(int) * (E + 1));
@@ -616,7 +621,8 @@ static void moe_backward(Model *m, int l, const float *dout, int B, int T) {
     RouterSpec rs = router_spec(c);
     memset(m->drlogits, 0, sizeof(float) * N * E);
     router_backward(m->drlogits, m->dtopk_w, a->scores, a->topk_idx, &rs, N);
-    if (m->aux_alpha > 0) seq_balance_loss(m->drlogits, a->scores, a->topk_idx, &rs, B, T, m->aux_alpha);
+    if (m->aux_alpha > 0)
+        seq_balance_loss(m->drlogits, a->scores, a->topk_idx, &rs, B, T, balance_len(m, l, T), m->aux_alpha);
     matmul_backward(m->dln, g->router, m->drlogits, a->ln2, p->router, N, C, E);
 }
 

@@ -226,7 +226,7 @@ typedef struct { float *scores, *w, *logits; int *idx; RouterSpec rs; int B, T; 
 static double bal_J(void *p) {
     BalCtx *c = p;
     router_forward(c->scores, c->idx, c->w, c->logits, NULL, &c->rs, c->B * c->T);
-    return seq_balance_loss(NULL, c->scores, c->idx, &c->rs, c->B, c->T, 0.1f);
+    return seq_balance_loss(NULL, c->scores, c->idx, &c->rs, c->B, c->T, c->T - 1, 0.1f);
 }
 static void test_balance_loss(void) {
     for (int sig = 0; sig < 2; sig++) {
@@ -237,7 +237,7 @@ static void test_balance_loss(void) {
         c.logits = rand_buf(N * E, 2), c.scores = zeros(N * E), c.w = zeros(N * 2), c.idx = calloc(N * 2, sizeof(int));
         bal_J(&c);
         float *dl = zeros(N * E);
-        seq_balance_loss(dl, c.scores, c.idx, &c.rs, c.B, c.T, 0.1f);
+        seq_balance_loss(dl, c.scores, c.idx, &c.rs, c.B, c.T, c.T - 1, 0.1f);
         check_grad("balance loss dlogits", c.logits, dl, N * E, bal_J, &c);
         free(c.logits), free(c.scores), free(c.w), free(c.idx), free(dl);
     }
