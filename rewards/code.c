@@ -27,8 +27,9 @@ static const char HARNESS[] =
     "    tok = read(4, 256)\n"
     "    close(4)\n"
     "    nunits, ntests, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == '1'\n"
+    "    here = os.path.dirname(os.path.abspath(sys.argv[0]))\n"
     "    def load(name):\n"
-    "        with open('/h/' + name, encoding='utf-8', errors='replace') as f:\n"
+    "        with open(os.path.join(here, name), encoding='utf-8', errors='replace') as f:\n"
     "            return f.read()\n"
     "    units = [load('u%d' % i) for i in range(nunits)]\n"
     "    tests = [load('t%d' % i) for i in range(ntests)]\n"
@@ -192,7 +193,7 @@ static int run_function_tests(CodeState *st, int slot, const char **units, int n
     char a_units[12], a_tests[12];
     snprintf(a_units, sizeof a_units, "%d", nunits);
     snprintf(a_tests, sizeof a_tests, "%d", ntests);
-    const char *argv[] = {PYTHON, "-I", st->site ? "-B" : "-S", "/h/harness.py", a_units, a_tests,
+    const char *argv[] = {PYTHON, "-I", st->site ? "-B" : "-S", "../h/harness.py", a_units, a_tests,
                           st->partial ? "0" : "1", NULL};
     SandboxJob job = {.argv = argv, .files = files, .nfiles = nf, .secret = tok};
     SandboxResult r;
@@ -239,7 +240,7 @@ static bool same_tokens(const char *a, const char *b) {
 static int run_stdio_tests(CodeState *st, int slot, const char *program, const cJSON *inputs,
                            const cJSON *outputs, Outcome *o) {
     SandboxFile file = {"main.py", program, strlen(program)};
-    const char *argv[] = {PYTHON, "-I", st->site ? "-B" : "-S", "/h/main.py", NULL};
+    const char *argv[] = {PYTHON, "-I", st->site ? "-B" : "-S", "../h/main.py", NULL};
     o->total = cJSON_GetArraySize(inputs);
     o->passed = 0;
     o->seconds = 0;
@@ -447,9 +448,9 @@ static void code_destroy(Reward *self) {
     self->state = NULL;
 }
 
-const char *reward_code_layers(const Reward *r) {
+Sandbox *reward_code_sandbox(const Reward *r) {
     const CodeState *st = r->state;
-    return sandbox_layers(st->sb);
+    return st->sb;
 }
 
 static int opt_num(const cJSON *options, const char *key, double lo, double hi, double *v) {

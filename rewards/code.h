@@ -27,8 +27,8 @@
 
 int reward_code_create(Reward *out, const cJSON *options);
 
-// The isolation layers of a created code reward's sandbox (see sandbox_layers).
-const char *reward_code_layers(const Reward *r);
+// The sandbox of a created code reward (its layers, leftover checks); worker k uses slot k.
+struct Sandbox *reward_code_sandbox(const Reward *r);
 
 // Copies the program of `completion` (rules above) into a new string (NULL and grpo_error() on failure).
 char *code_extract(const char *completion);

@@ -39,7 +39,8 @@ bool sandbox_is_weak(const Sandbox *sb);
 const SandboxLimits *sandbox_limits(const Sandbox *sb);
 
 typedef struct {
-    const char *name;     // a plain file name, placed in /h (read-only to the program)
+    const char *name;     // a plain file name, placed in ../h from the starting directory (/h in full mode),
+                          // read-only to the program
     const char *data;
     size_t len;
 } SandboxFile;

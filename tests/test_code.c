@@ -2,6 +2,7 @@
 // secret-token rule and the worker pool.
 #include "rewards/code.h"
 #include "common/error.h"
+#include "rewards/sandbox.h"
 #include "tests/test.h"
 #include <stdlib.h>
 
@@ -189,7 +190,7 @@ int main(void) {
         printf("0 passed, 1 failed\n");
         return 1;
     }
-    fprintf(stderr, "sandbox: %s\n", reward_code_layers(&R));
+    fprintf(stderr, "sandbox: %s\n", sandbox_layers(reward_code_sandbox(&R)));
     RUN_TEST(test_extract);
     RUN_TEST(test_humaneval_form);
     RUN_TEST(test_mbpp_form_and_partial);
