@@ -13,6 +13,7 @@ typedef struct {
 static const Command commands[] = {
     {"init", cmd_init, "write a random-initialised model directory from a model config"},
     {"tokenize", cmd_tokenize, "text -> token ids (or back with --decode) with a tokenizer.json"},
+    {"score", cmd_score, "score completions (JSONL) with a reward: math, format, countdown, code"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
