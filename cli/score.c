@@ -132,8 +132,12 @@ static int read_task(Batch *b, const char *line, size_t len, long lineno, const 
     t->meta = o;
     b->completion[b->n] = strdup(c->valuestring);
     b->n++;
-    if (scorer_check(s, t) != 0) return grpo_error_context("line %ld", lineno);
-    return 0;
+    if (scorer_check(s, t) == 0) return 0;
+    grpo_error_context("line %ld", lineno);
+    b->n--;
+    free(t->id), free(t->prompt), free(t->answer), free(b->completion[b->n]);
+    cJSON_Delete(t->meta);
+    return -1;
 }
 
 // The rewards as JSON numbers without float noise (0.1f prints as 0.1).
@@ -201,7 +205,9 @@ static int score_file(const Scorer *s, FILE *in, int bsize, Summary *sum) {
         lineno++;
         if (strspn(line, " \t\r\n") == (size_t)len) continue;
         rc = read_task(&b, line, (size_t)len, lineno, s);
-        if (rc == 0 && b.n == bsize) rc = flush(&b, s, r, d, sum);
+        // the lines before a bad one are still scored and printed; flush leaves the error message alone
+        if (rc != 0) flush(&b, s, r, d, sum);
+        else if (b.n == bsize) rc = flush(&b, s, r, d, sum);
     }
     if (rc == 0 && ferror(in)) rc = ERR("reading the input failed after line %ld", lineno);
     if (rc == 0) rc = flush(&b, s, r, d, sum);

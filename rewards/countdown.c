@@ -1,4 +1,5 @@
 // The `countdown` reward: an exact rational evaluator for + - * / and parentheses, with a depth bound.
+#define _GNU_SOURCE
 #include "rewards/countdown.h"
 #include "common/error.h"
 #include <ctype.h>
@@ -138,6 +139,18 @@ CountdownVerdict countdown_check(const char *eq, size_t len, const int64_t *nums
 
 typedef struct { float score, format_score; } Countdown;
 
+// The last occurrence of pat in t[0..n), by a backward scan (linear for these short patterns).
+static const char *rfind(const char *t, size_t n, const char *pat) {
+    size_t m = strlen(pat);
+    for (size_t e = n; e >= m;) {
+        const char *c = memrchr(t, pat[0], e - m + 1);
+        if (!c) return NULL;
+        if (!memcmp(c, pat, m)) return c;
+        e = (size_t)(c - t) + m - 1;
+    }
+    return NULL;
+}
+
 static const char *const verdict_names[] = {"correct", "no_answer", "invalid", "wrong_numbers", "wrong_value"};
 
 // The task's numbers and target; false when the task does not carry them as integers.
@@ -164,11 +177,8 @@ static float countdown_score(const Reward *self, const Task *task, const char *c
     size_t alen = 0;
     if (completion) {
         // the last complete <answer>...</answer>
-        const char *close = NULL;
-        for (const char *p = completion; (p = strstr(p, "</answer>")); p++) close = p;
-        const char *open = NULL;
-        if (close)
-            for (const char *p = completion; (p = strstr(p, "<answer>")) && p < close; p++) open = p;
+        const char *close = rfind(completion, strlen(completion), "</answer>");
+        const char *open = close ? rfind(completion, (size_t)(close - completion), "<answer>") : NULL;
         if (open) ans = open + 8, alen = (size_t)(close - ans);
     }
     if (ans) v = task_numbers(task, nums, &n, &target) ? countdown_check(ans, alen, nums, n, target) : COUNTDOWN_INVALID;

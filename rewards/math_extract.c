@@ -19,16 +19,19 @@ static int trim(const char *t, size_t *s, size_t *l) {
     return *l > 0;
 }
 
+// The last occurrence of pat in t[0..n): a backward scan, linear in n for the short patterns used here.
 static const char *rfind(const char *t, size_t n, const char *pat, size_t *pos) {
     size_t m = strlen(pat);
-    const char *best = NULL;
-    for (const char *p = t; (size_t)(t + n - p) >= m; p++) {
-        p = memmem(p, (size_t)(t + n - p), pat, m);
-        if (!p) break;
-        best = p;
+    for (size_t e = n; e >= m;) {
+        const char *c = memrchr(t, pat[0], e - m + 1);
+        if (!c) return NULL;
+        if (!memcmp(c, pat, m)) {
+            *pos = (size_t)(c - t);
+            return c;
+        }
+        e = (size_t)(c - t) + m - 1;
     }
-    if (best) *pos = (size_t)(best - t);
-    return best;
+    return NULL;
 }
 
 static int starts(const char *t, size_t n, size_t i, const char *w) {
