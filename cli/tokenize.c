@@ -54,6 +54,16 @@ static void print_json_string(const char *s, size_t n) {
     putchar('"');
 }
 
+// Whether a JSON text holds the escape \u0000 (an odd run of backslashes before "u0000").
+static bool has_nul_escape(const char *s) {
+    for (const char *p = strstr(s, "u0000"); p; p = strstr(p + 1, "u0000")) {
+        int k = 0;
+        while (p - k > s && p[-k - 1] == '\\') k++;
+        if (k % 2) return true;
+    }
+    return false;
+}
+
 // A JSON array of integers into ids; what = where it came from, for the message.
 static int parse_ids(TokIds *ids, const cJSON *arr, const char *what) {
     CHECK(cJSON_IsArray(arr), "%s: expected a JSON array of token ids", what);
@@ -102,6 +112,8 @@ static int run(Tokenizer *tok, bool decode, bool special, bool jsonl) {
                     if (!rc) rc = tokenizer_decode(&text, tok, ids.ids, ids.n, dflags);
                     if (!rc) { fputs("{\"text\":", stdout); print_json_string(text.s, text.n); puts("}"); }
                 } else if (!cJSON_IsString(f)) rc = ERR("%s: expected a string field \"text\"", what);
+                else if (has_nul_escape(line))  // cJSON strings end at the first NUL: refuse, never truncate
+                    rc = ERR("%s: U+0000 inside a JSON string is not supported (use plain stdin)", what);
                 else {
                     rc = tokenizer_encode(&ids, tok, f->valuestring, strlen(f->valuestring), eflags);
                     if (!rc) { fputs("{\"ids\":", stdout); print_ids(&ids); puts("}"); }

@@ -244,6 +244,66 @@ static const char *jtypename(Load *L, const cJSON *obj, const char *jp) {
     return ty->valuestring;
 }
 
+// PCRE2's \s also matches U+180E, which Unicode (since 6.3), Oniguruma (HF tokenizers) and JavaScript
+// treat as a format character: \s and \S are rewritten to the White_Space set. \S inside a class is
+// left alone (no tokenizer writes it).
+// Written with \uHHHH: under PCRE2_ALT_BSUX (needed for Oniguruma's \uHHHH) \x takes two digits only.
+#define WHITE_SPACE "\\t\\n\\x0b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+static char *rewrite_whitespace(const char *re) {
+    size_t n = strlen(re);
+    TokText out = {0};
+    bool in_class = false;
+    for (size_t i = 0; i < n;) {
+        char c = re[i];
+        int rc = 0;
+        if (c == '\\' && i + 1 < n) {
+            char e = re[i + 1];
+            if (e == 's') rc = tok_text_append(&out, in_class ? WHITE_SPACE : "[" WHITE_SPACE "]",
+                                              strlen(in_class ? WHITE_SPACE : "[" WHITE_SPACE "]"));
+            else if (e == 'S' && !in_class) rc = tok_text_append(&out, "[^" WHITE_SPACE "]", strlen("[^" WHITE_SPACE "]"));
+            else rc = tok_text_append(&out, re + i, 2);
+            i += 2;
+        } else if (c == '[' && !in_class) {
+            // "[", "[^", then a "]" right there is a literal, not the end of the class.
+            size_t j = i + 1;
+            if (j < n && re[j] == '^') j++;
+            if (j < n && re[j] == ']') j++;
+            rc = tok_text_append(&out, re + i, j - i);
+            in_class = true;
+            i = j;
+        } else if (c == '[' && in_class && i + 1 < n && re[i + 1] == ':') {
+            const char *end = strstr(re + i + 2, ":]");
+            size_t j = end ? (size_t)(end - re) + 2 : i + 1;
+            rc = tok_text_append(&out, re + i, j - i);
+            i = j;
+        } else {
+            if (c == ']') in_class = false;
+            rc = tok_text_append(&out, re + i, 1);
+            i++;
+        }
+        if (rc) { tok_text_free(&out); return NULL; }
+    }
+    if (!out.s && tok_text_append(&out, "", 0)) return NULL;
+    return out.s;
+}
+
+static pcre2_code *compile_regex(const char *pattern, bool literal, int *ec, PCRE2_SIZE *eo) {
+    char *rewritten = literal ? NULL : rewrite_whitespace(pattern);
+    if (!literal && !rewritten) { *ec = PCRE2_ERROR_NOMEMORY; *eo = 0; return NULL; }
+    // Oniguruma syntax (what HF exports) is PCRE2 syntax for everything tokenizers use, plus \uHHHH.
+    pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+    if (!cc) { free(rewritten); *ec = PCRE2_ERROR_NOMEMORY; *eo = 0; return NULL; }
+    pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
+    uint32_t opts = literal ? PCRE2_LITERAL | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF
+                            : PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_ALT_BSUX;
+    const char *src = literal ? pattern : rewritten;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, strlen(src), opts, ec, eo, cc);
+    pcre2_compile_context_free(cc);
+    free(rewritten);
+    if (re) pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);  // falls back to the interpreter where JIT is missing
+    return re;
+}
+
 // A Split/Replace pattern: {"Regex": "..."} or {"String": "..."}.
 static int jpattern(Load *L, const cJSON *obj, const char *jp, pcre2_code **out) {
     char p[512];
@@ -254,22 +314,14 @@ static int jpattern(Load *L, const cJSON *obj, const char *jp, pcre2_code **out)
     const cJSON *v = re ? re : lit;
     if (!cJSON_IsObject(pat) || !cJSON_IsString(v))
         return JERR(L, p, "expected {\"Regex\": string} or {\"String\": string}, found %s", jtype(pat));
-    // Oniguruma syntax (what HF exports) is PCRE2 syntax for everything tokenizers use, plus \uHHHH.
-    pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
-    if (!cc) return ERR("out of memory compiling a regex");
-    pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
-    uint32_t opts = re ? PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_ALT_BSUX
-                       : PCRE2_LITERAL | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
     int ec;
     PCRE2_SIZE eo;
-    *out = pcre2_compile((PCRE2_SPTR)v->valuestring, strlen(v->valuestring), opts, &ec, &eo, cc);
-    pcre2_compile_context_free(cc);
+    *out = compile_regex(v->valuestring, !re, &ec, &eo);
     if (!*out) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
         return JERR(L, p, "cannot compile regex at offset %zu: %s", (size_t)eo, (char *)msg);
     }
-    pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE);  // falls back to the interpreter where JIT is missing
     return 0;
 }
 
@@ -387,10 +439,7 @@ static int load_pretokenizer(Load *L, const cJSON *n, const char *jp) {
         if (use_regex) {
             int ec;
             PCRE2_SIZE eo;
-            s.re = pcre2_compile((PCRE2_SPTR)GPT2_PATTERN, PCRE2_ZERO_TERMINATED,
-                                 PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
-            if (!s.re) return ERR("cannot compile the GPT-2 pattern");
-            pcre2_jit_compile(s.re, PCRE2_JIT_COMPLETE);
+            if (!(s.re = compile_regex(GPT2_PATTERN, false, &ec, &eo))) return ERR("cannot compile the GPT-2 pattern");
         }
         t->byte_level = true;
     } else if (!strcmp(ty, "Digits")) {
