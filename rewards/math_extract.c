@@ -101,6 +101,22 @@ static void re_init(void) {
     if (re_mctx) pcre2_set_match_limit(re_mctx, 100000), pcre2_set_depth_limit(re_mctx, 1000);
 }
 
+// "18 eggs", "$18 because ...": a plain number followed by a word of two or more letters is the number;
+// returns the length to keep of t[0..n).
+static size_t number_then_words(const char *t, size_t n) {
+    size_t i = 0;
+    if (i < n && t[i] == '$') i++;
+    if (i < n && t[i] == '-') i++;
+    size_t digits = i;
+    while (i < n && (isdigit((unsigned char)t[i]) || ((t[i] == ',' || t[i] == '.') && i + 1 < n &&
+                                                      isdigit((unsigned char)t[i + 1]))))
+        i++;
+    if (i == digits || i + 2 >= n || t[i] != ' ' || !isalpha((unsigned char)t[i + 1]) ||
+        !isalpha((unsigned char)t[i + 2]))
+        return n;
+    return i;
+}
+
 // The answer that follows a phrase ending at text[pos]: a $...$ / \(...\) span if one starts there,
 // else the rest of the line up to the end of the sentence.
 static int phrase_answer(const char *t, size_t n, size_t pos, size_t *s, size_t *l) {
@@ -120,7 +136,7 @@ static int phrase_answer(const char *t, size_t n, size_t pos, size_t *s, size_t 
     }
     size_t e = pos;
     while (e < n && t[e] != '\n' && !(t[e] == '.' && (e + 1 == n || is_space(t[e + 1])))) e++;
-    *s = pos, *l = e - pos;
+    *s = pos, *l = number_then_words(t + pos, e - pos);
     return trim(t, s, l);
 }
 
@@ -155,8 +171,9 @@ static int ex_hashes(const char *t, size_t n, size_t *s, size_t *l) {
     size_t p;
     if (!rfind(t, n, "####", &p)) return 0;
     p += 4;
+    while (p < n && (t[p] == ' ' || t[p] == '\t')) p++;
     const char *nl = memchr(t + p, '\n', n - p);
-    *s = p, *l = (nl ? (size_t)(nl - t) : n) - p;
+    *s = p, *l = number_then_words(t + p, (nl ? (size_t)(nl - t) : n) - p);
     return trim(t, s, l);
 }
 

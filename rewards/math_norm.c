@@ -265,10 +265,32 @@ static void pass_text(const char *s, size_t n, Buf *o) {
     }
 }
 
+// A final \text{ words} (or \mbox, \mathrm, \textrm; optionally squared) after a number or a
+// closing brace is a unit whatever the words: "18\text{ eggs}". Returns the length to keep.
+static size_t text_unit(const char *t, size_t n) {
+    size_t e = n;
+    while (e > 0 && t[e - 1] == ' ') e--;
+    if (e >= 2 && t[e - 2] == '^' && (t[e - 1] == '2' || t[e - 1] == '3')) e -= 2;
+    if (e == 0 || t[e - 1] != '}') return n;
+    size_t b = e - 1;
+    while (b > 0 && (isalpha((unsigned char)t[b - 1]) || t[b - 1] == ' ')) b--;
+    if (b == 0 || t[b - 1] != '{') return n;
+    static const char *const wrappers[] = {"\\text", "\\mbox", "\\mathrm", "\\textrm"};
+    for (int k = 0; k < 4; k++) {
+        size_t m = strlen(wrappers[k]);
+        if (b - 1 < m || memcmp(t + b - 1 - m, wrappers[k], m)) continue;
+        size_t keep = b - 1 - m;
+        while (keep > 0 && t[keep - 1] == ' ') keep--;
+        if (keep > 0 && (isdigit((unsigned char)t[keep - 1]) || t[keep - 1] == '}')) return keep;
+    }
+    return n;
+}
+
 int math_normalize(const char *in, size_t n, char *out, size_t cap, unsigned *flags) {
     char tmp[MATH_MAX_ANSWER * 2];
     unsigned fl = 0;
     if (n > MATH_MAX_ANSWER) return -1;
+    n = text_unit(in, n);
     Buf a = {tmp, 0, sizeof tmp, 0};
     pass_latex(in, n, &a, &fl);
     if (a.overflow) return -1;
