@@ -339,8 +339,9 @@ static void score_one(CodeState *st, int slot, const Task *t, const char *comple
             }
             free(full_test);
         } else if (tl) {
+            // The setup may use what the program defines (MBPP's tree tasks build their Node objects).
             const char *setup = meta_str(t, "test_setup_code");
-            const char *units[] = {setup ? setup : "", prog};
+            const char *units[] = {prog, setup ? setup : ""};
             const char *tests[MAX_TESTS];
             int n = cJSON_GetArraySize(tl);
             for (int i = 0; i < n; i++) tests[i] = cJSON_GetArrayItem(tl, i)->valuestring;

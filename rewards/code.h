@@ -6,7 +6,7 @@
 //   HumanEval  prompt, test (defines check(candidate)), entry_point: one test, check(entry_point). The
 //              prompt runs first (it may define helpers the test uses); a program without
 //              `def entry_point` is taken as the body that continues the prompt.
-//   MBPP       test_setup_code (optional), test_list: one test per assert line.
+//   MBPP       test_setup_code (optional, run after the program), test_list: one test per assert line.
 //   stdin/out  inputs, outputs (lists of strings): one run per case, stdout compared token by token.
 // A function test passes only when the in-sandbox harness writes the run's secret token after it, on a
 // descriptor the program does not own; the exit status never counts. Stdin/stdout cases are compared by
