@@ -389,6 +389,7 @@ static int parse_atom(Tree *t) {
         else if (eat_cmd(t, "infty") || eat_cmd(t, "infin")) x = node(t, N_INF, -1, -1);
         else if (eat_cmd(t, "emptyset") || eat_cmd(t, "varnothing")) x = collect(t, N_SET, -1);
         else if (eat_cmd(t, "{")) {
+            if (eat_cmd(t, "}")) return t->depth--, collect(t, N_SET, -1);
             int l = parse_list(t);
             if (!eat_cmd(t, "}")) t->err = true;
             if (!t->err && t->nd[l].kind == N_LIST) t->nd[l].kind = N_SET, x = l;

@@ -255,6 +255,16 @@ static void pass_text(const char *s, size_t n, Buf *o) {
                 continue;
             }
         }
+        // "x = 2 or x = 3", "2 and 3": the words separate the items of a list
+        if ((c == 'o' || c == 'a') && (i == 0 || !isalpha((unsigned char)s[i - 1])) && (i == 0 || s[i - 1] != '\\')) {
+            size_t m = !strncmp(s + i, "or", 2) ? 2 : !strncmp(s + i, "and", 3) ? 3 : 0;
+            if (m && i > 0 && i + m < n && !isalpha((unsigned char)s[i + m])) {
+                while (o->n > 0 && o->s[o->n - 1] == ' ') o->n--;
+                putc_(o, ',');
+                i += m - 1;
+                continue;
+            }
+        }
         if (c == ' ') {
             if (o->n > 0 && i + 1 < n && isalnum((unsigned char)o->s[o->n - 1]) && isalnum((unsigned char)s[i + 1]) &&
                 o->s[o->n - 1] != ' ')

@@ -265,6 +265,11 @@ static const Case cases[] = {
     {B("3 \\pm 2\\sqrt{2}"), "3 \\pm 2 \\sqrt{2}", OK},
     {B("3 \\pm \\sqrt{2}"), "3 \\pm 2 \\sqrt{2}", NO},
     {B("\\emptyset"), "\\varnothing", OK},
+    {B("\\{\\}"), "\\emptyset", OK},
+    {B("\\{0\\}"), "\\emptyset", NO},
+    {B("x=2 \\text{ or } x=3"), "2, 3", OK},
+    {B("3 and 2"), "2, 3", OK},
+    {B("2 and 4"), "2, 3", NO},
     // --- intervals: ends must agree
     {B("[0,1)"), "[0,1)", OK},
     {B("[0,1)"), "(0,1)", NO},
