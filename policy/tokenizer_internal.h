@@ -102,7 +102,7 @@ typedef struct {
     struct Sym { int id, prev, next, len; } *sym; int sym_cap;
     struct HeapItem { int rank, pos, merged; } *heap; int heap_cap;
     struct {
-        uint64_t *hash; uint32_t *kofs, *klen, *iofs, *ilen;  // (cap,) entries; klen 0 = empty
+        struct CacheEntry { uint64_t hash; uint32_t kofs, klen, iofs, ilen; } *ent;  // (cap,) klen 0 = empty
         uint32_t cap, used;
         TokText keys; TokIds ids;
     } cache;

@@ -110,17 +110,15 @@ int tok_ids_push(TokIds *v, int id) {
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the others map to 256 + k in
 // byte order.
 static bool bl_printable(int b) { return (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff); }
+// The 68 others, in order: 0x00-0x20 (33), 0x7f-0xa0 (34), 0xad.
 int bytelevel_char(int byte) {
     if (bl_printable(byte)) return byte;
-    int k = 0;
-    for (int c = 0; c < byte; c++) k += !bl_printable(c);
-    return 256 + k;
+    return 256 + (byte <= 0x20 ? byte : byte <= 0xa0 ? 33 + byte - 0x7f : 67);
 }
 int bytelevel_byte(int cp) {
     if (cp >= 0 && cp < 256) return bl_printable(cp) ? cp : -1;
-    for (int b = 0, k = 0; b < 256 && cp < 324; b++)
-        if (!bl_printable(b) && 256 + k++ == cp) return b;
-    return -1;
+    int k = cp - 256;
+    return k < 0 || k > 67 ? -1 : k < 33 ? k : k < 67 ? 0x7f + k - 33 : 0xad;
 }
 
 int trie_add(Trie *tr, const char *s, size_t n, int token) {
@@ -1019,7 +1017,7 @@ void tokenizer_free(Tokenizer *tk) {
     pcre2_match_data_free(t->md);
     tok_text_free(&t->arena); tok_text_free(&t->norm_buf);
     free(t->pieces); free(t->pieces2); free(t->sym); free(t->heap);
-    free(t->cache.hash); free(t->cache.kofs); free(t->cache.klen); free(t->cache.iofs); free(t->cache.ilen);
+    free(t->cache.ent);
     tok_text_free(&t->cache.keys);
     tok_ids_free(&t->cache.ids);
     free(tk);
