@@ -165,6 +165,44 @@ static void test_param_counts(void) {
     }
 }
 
+static void test_adamw(void) {
+    AdamWConfig c = adamw_defaults();
+    c.lr = 1.0f, c.warmup_steps = 10, c.total_steps = 110, c.min_lr_ratio = 0.1f, c.schedule = LR_COSINE;
+    EXPECT_NEAR(adamw_lr(&c, 0), 0.1, 1e-6, "warmup step 0");
+    EXPECT_NEAR(adamw_lr(&c, 9), 1.0, 1e-6, "end of warmup");
+    EXPECT_NEAR(adamw_lr(&c, 60), 0.55, 1e-5, "cosine midpoint");
+    EXPECT_NEAR(adamw_lr(&c, 110), 0.1, 1e-6, "cosine end");
+    EXPECT_NEAR(adamw_lr(&c, 500), 0.1, 1e-6, "after the end");
+    c.schedule = LR_CONSTANT;
+    EXPECT_NEAR(adamw_lr(&c, 60), 1.0, 1e-6, "constant");
+    // one step by hand: a norm weight (no decay) and a matrix entry (decay), with clipping
+    Model m;
+    ModelConfig cfg;
+    if (build_tiny(&m, &cfg) != 0) { EXPECT(0, "%s", grpo_error()); return; }
+    model_zero_grad(&m);
+    const ParamInfo *norm = model_param(&m, "model.norm.weight"), *mat = model_param(&m, "lm_head.weight");
+    const ParamInfo *bias = NULL;
+    for (int i = 0; i < m.n_info && !bias; i++)
+        if (!m.info[i].trainable) bias = &m.info[i];
+    m.grads[norm->offset] = 3.0f;
+    m.grads[mat->offset] = 4.0f; // global norm 5
+    if (bias) m.grads[bias->offset] = 100.0f; // not trained: neither counted nor applied
+    float w0 = m.params[norm->offset], w1 = m.params[mat->offset], w2 = m.params[mat->offset + 1], b0 = bias ? m.params[bias->offset] : 0;
+    AdamWConfig oc = adamw_defaults();
+    oc.lr = 0.01f, oc.weight_decay = 0.1f, oc.grad_clip = 1.0f, oc.beta1 = 0.9f, oc.beta2 = 0.99f, oc.eps = 1e-8f;
+    AdamW opt;
+    adamw_init(&opt, &oc, m.n_params);
+    float norm_before = adamw_step(&opt, &m);
+    EXPECT_NEAR(norm_before, 5.0, 1e-6, "reported gradient norm");
+    // after clipping g = 0.6, 0.8; first step: mhat = g, vhat = g^2 -> update = lr * sign(g)
+    EXPECT_NEAR(m.params[norm->offset], w0 - 0.01 * (0.6 / (0.6 + 1e-8)), 1e-6, "norm weight update (no decay)");
+    EXPECT_NEAR(m.params[mat->offset], w1 - 0.01 * (0.8 / (0.8 + 1e-8) + 0.1 * w1), 1e-6, "matrix update with decay");
+    EXPECT(!bias || m.params[bias->offset] == b0, "the selection bias is not an AdamW parameter");
+    EXPECT_NEAR(m.params[mat->offset + 1], w2 * (1.0 - 0.01 * 0.1), 1e-6, "a zero-gradient entry only decays");
+    adamw_free(&opt);
+    model_free(&m);
+}
+
 static void test_bad_inputs(void) {
     Model m;
     ModelConfig cfg;
@@ -221,6 +259,7 @@ int main(void) {
     RUN_TEST(test_determinism_and_overfit);
     RUN_TEST(test_router_bias_rule);
     RUN_TEST(test_param_counts);
+    RUN_TEST(test_adamw);
     RUN_TEST(test_bad_inputs);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
