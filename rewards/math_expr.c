@@ -60,7 +60,7 @@ static int node(Tree *t, Kind k, int a, int b) {
     }
     Node *x = &t->nd[t->nn];
     memset(x, 0, sizeof *x);
-    x->kind = (uint8_t)k, x->a = a, x->b = b, x->next = -1, x->k0 = 0, x->nk = 0;
+    x->kind = (uint8_t)k, x->a = a, x->b = b, x->next = -1;
     int d = 0;
     for (int c = 0; c < 2; c++) {
         int ci = c ? b : a;
