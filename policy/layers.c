@@ -328,9 +328,9 @@ void logprob_forward(float *logp, float *entropy, float *lse, float *scratch, co
             const float *l = scratch + (long)i * V;
             float mx = -FLT_MAX;
             for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-            double sum = 0.0, wsum = 0.0;
+            double sum = 0.0, wsum = 0.0; // terms in fp32, sums in double: V can be 10^5
             for (int j = 0; j < V; j++) {
-                double e = exp((double)(l[j] - mx));
+                float e = expf(l[j] - mx);
                 sum += e;
                 wsum += e * l[j];
             }
