@@ -285,17 +285,26 @@ static char *rewrite_whitespace(const char *re) {
     return out.s;
 }
 
+// A String pattern as a regex: ASCII punctuation escaped (PCRE2_LITERAL refuses PCRE2_MATCH_INVALID_UTF).
+static char *escape_literal(const char *s) {
+    TokText out = {0};
+    for (; *s; s++) {
+        bool meta = (unsigned char)*s < 0x80 && !(*s >= '0' && *s <= '9') && !((*s | 32) >= 'a' && (*s | 32) <= 'z');
+        if ((meta && tok_text_append(&out, "\\", 1)) || tok_text_append(&out, s, 1)) { tok_text_free(&out); return NULL; }
+    }
+    if (!out.s && tok_text_append(&out, "", 0)) return NULL;
+    return out.s;
+}
+
 static pcre2_code *compile_regex(const char *pattern, bool literal, int *ec, PCRE2_SIZE *eo) {
-    char *rewritten = literal ? NULL : rewrite_whitespace(pattern);
-    if (!literal && !rewritten) { *ec = PCRE2_ERROR_NOMEMORY; *eo = 0; return NULL; }
+    char *rewritten = literal ? escape_literal(pattern) : rewrite_whitespace(pattern);
+    if (!rewritten) { *ec = PCRE2_ERROR_NOMEMORY; *eo = 0; return NULL; }
     // Oniguruma syntax (what HF exports) is PCRE2 syntax for everything tokenizers use, plus \uHHHH.
     pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
     if (!cc) { free(rewritten); *ec = PCRE2_ERROR_NOMEMORY; *eo = 0; return NULL; }
     pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
-    uint32_t opts = literal ? PCRE2_LITERAL | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF
-                            : PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_ALT_BSUX;
-    const char *src = literal ? pattern : rewritten;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, strlen(src), opts, ec, eo, cc);
+    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_ALT_BSUX;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)rewritten, strlen(rewritten), opts, ec, eo, cc);
     pcre2_compile_context_free(cc);
     free(rewritten);
     if (re) pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);  // falls back to the interpreter where JIT is missing
