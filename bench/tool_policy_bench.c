@@ -10,13 +10,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Peak resident memory of this process image in MB. VmHWM starts afresh at exec, unlike ru_maxrss,
+// which would include the memory of the (Python) parent that forked us.
+static double peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb / 1024.0;
 }
 
 static double sgemm_peak_gflops(void) {
@@ -84,19 +95,18 @@ static int run(const char *config, int B, int T, int threads, int steps, bool js
         if (s >= 0) t_fwd += now() - t;
     }
     double flops = forward_flops(&m, B, T);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    double rss = peak_rss_mb();
     double peak = sgemm_peak_gflops();
     double train_tok = (double)N * steps / t_train, fwd_tok = (double)N * steps / t_fwd;
     double train_gflops = 3.0 * flops * steps / t_train / 1e9;
     if (json)
         printf("{\"train_tok_s\": %.1f, \"fwd_tok_s\": %.1f, \"peak_rss_mb\": %.1f, \"sgemm_peak_gflops\": %.2f, "
                "\"train_gflops\": %.2f, \"fwd_gflops\": %.2f, \"params\": %zu}\n",
-               train_tok, fwd_tok, ru.ru_maxrss / 1024.0, peak, train_gflops, flops * steps / t_fwd / 1e9, m.n_params);
+               train_tok, fwd_tok, rss, peak, train_gflops, flops * steps / t_fwd / 1e9, m.n_params);
     else
         printf("%s B=%d T=%d threads=%d: train %.0f tok/s (%.2f GFLOP/s, %.0f%% of sgemm peak %.1f), forward %.0f tok/s, "
                "peak RSS %.1f MB\n", config, B, T, threads, train_tok, train_gflops, 100 * train_gflops / peak, peak,
-               fwd_tok, ru.ru_maxrss / 1024.0);
+               fwd_tok, rss);
     free(in), free(tg), free(dlogp);
     adamw_free(&opt);
     model_free(&m);
