@@ -416,7 +416,7 @@ static void ffn_backward(float *dx, float *dWg, float *dWu, float *dWd, float *d
     matmul_backward(dx, dWu, du, x, Wu, N, C, F);
 }
 
-// Positions of each sequence that count for block l's balance loss: the MTP block's last position
+// Positions of each sequence that count for block l's balance loss and load: the MTP block's last position
 // predicts nothing (it has no next token) and is left out, as if the block ran on T-1 positions.
 static int balance_len(const Model *m, int l, int T) { return l == m->cfg.num_hidden_layers ? T - 1 : T; }
 
@@ -437,8 +437,11 @@ static void moe_forward(Model *m, int l, float *out, int B, int T) {
     int *off = a->expert_off;
     memset(off, 0, sizeof(int) * (E + 1));
     for (int i = 0; i < N * K; i++) off[a->topk_idx[i] + 1]++;
-    if (m->count_load)
-        for (int e = 0; e < E; e++) m->expert_load[(long)l * E + e] += off[e + 1];
+    if (m->count_load) {
+        int Tv = balance_len(m, l, T);
+        for (int i = 0; i < N * K; i++)
+            if ((i / K) % T < Tv) m->expert_load[(long)l * E + a->topk_idx[i]] += 1.0f;
+    }
     for (int e = 0; e < E; e++) off[e + 1] += off[e];
     int fill[ROUTER_MAX_EXPERTS] = {0};
     for (int i = 0; i < N * K; i++) {
