@@ -1,6 +1,7 @@
 // The `countdown` reward: an exact rational evaluator for + - * / and parentheses, with a depth bound.
 #define _GNU_SOURCE
 #include "rewards/countdown.h"
+#include "rewards/math.h"
 #include "common/error.h"
 #include <ctype.h>
 #include <stdbool.h>
@@ -21,16 +22,7 @@ typedef struct {
     int nused;
 } P;
 
-static bool mk(__int128 p, __int128 q, Rat *out) {
-    if (q == 0) return false;
-    if (q < 0) p = -p, q = -q;
-    __int128 a = p < 0 ? -p : p, b = q;
-    while (b) { __int128 r = a % b; a = b; b = r; }
-    if (a > 1) p /= a, q /= a;
-    if (p > INT64_MAX || p < -INT64_MAX || q > INT64_MAX) return false;
-    out->p = (int64_t)p, out->q = (int64_t)q;
-    return true;
-}
+static bool mk(__int128 p, __int128 q, Rat *out) { return rational_reduce(p, q, &out->p, &out->q); }
 
 static void ws(P *x) {
     while (x->i < x->n && isspace((unsigned char)x->s[x->i])) x->i++;

@@ -6,6 +6,8 @@
 // Config entry: {"name": "math", "weight": 1, "extract": ["boxed", "answer_tag", "hashes", "final_answer",
 // "answer_is"], "last_number": false, "rel_tol": 1e-6}
 #pragma once
+#include <stdbool.h>
+#include <stdint.h>
 #include "rewards/reward.h"
 #include <stddef.h>
 
@@ -51,3 +53,7 @@ int math_normalize(const char *in, size_t n, char *out, size_t cap, unsigned *fl
 int math_equal(const char *gold, size_t ngold, const char *pred, size_t npred, const MathOptions *opt);
 
 int reward_math_create(Reward *out, const cJSON *options);
+
+// p/q in lowest terms with q > 0 into *op/*oq; false when q == 0 or the result overflows 64 bits.
+// The exact arithmetic of the math checker and of the countdown reward.
+bool rational_reduce(__int128 p, __int128 q, int64_t *op, int64_t *oq);

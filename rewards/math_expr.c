@@ -611,8 +611,7 @@ static cplx eval(const Tree *t, int x, int pt, int pm) {
     }
 }
 
-// Exact rational value, when the subtree is rational arithmetic that fits in 64 bits.
-static bool fit(__int128 p, __int128 q, int64_t *op, int64_t *oq) {
+bool rational_reduce(__int128 p, __int128 q, int64_t *op, int64_t *oq) {
     if (q == 0) return false;
     if (q < 0) p = -p, q = -q;
     __int128 a = p < 0 ? -p : p, b = q;
@@ -633,10 +632,10 @@ static bool exact(const Tree *t, int x, int64_t *p, int64_t *q) {
     case N_NEG: return exact(t, n->a, p, q) && (*p = -*p, true);
     case N_ADD: case N_SUB: case N_MUL: case N_DIV:
         if (!exact(t, n->a, &ap, &aq) || !exact(t, n->b, &bp, &bq)) return false;
-        if (n->kind == N_ADD) return fit((__int128)ap * bq + (__int128)bp * aq, (__int128)aq * bq, p, q);
-        if (n->kind == N_SUB) return fit((__int128)ap * bq - (__int128)bp * aq, (__int128)aq * bq, p, q);
-        if (n->kind == N_MUL) return fit((__int128)ap * bp, (__int128)aq * bq, p, q);
-        return fit((__int128)ap * bq, (__int128)aq * bp, p, q);
+        if (n->kind == N_ADD) return rational_reduce((__int128)ap * bq + (__int128)bp * aq, (__int128)aq * bq, p, q);
+        if (n->kind == N_SUB) return rational_reduce((__int128)ap * bq - (__int128)bp * aq, (__int128)aq * bq, p, q);
+        if (n->kind == N_MUL) return rational_reduce((__int128)ap * bp, (__int128)aq * bq, p, q);
+        return rational_reduce((__int128)ap * bq, (__int128)aq * bp, p, q);
     case N_POW: {
         if (!exact(t, n->a, &ap, &aq) || !exact(t, n->b, &bp, &bq) || bq != 1 || bp > 64 || bp < -64) return false;
         if (bp < 0) {
@@ -646,8 +645,8 @@ static bool exact(const Tree *t, int x, int64_t *p, int64_t *q) {
         }
         int64_t rp = 1, rq = 1;
         for (int64_t k = 0; k < bp; k++)
-            if (!fit((__int128)rp * ap, (__int128)rq * aq, &rp, &rq)) return false;
-        return fit(rp, rq, p, q);
+            if (!rational_reduce((__int128)rp * ap, (__int128)rq * aq, &rp, &rq)) return false;
+        return rational_reduce(rp, rq, p, q);
     }
     case N_FACT: {
         if (!exact(t, n->a, &ap, &aq) || aq != 1 || ap < 0 || ap > 20) return false;

@@ -8,15 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define B 2
-#define T 12
-
-static unsigned long long rng = 7;
-static unsigned urand(void) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (unsigned)(rng >> 33);
-}
-static float frand(void) { return (urand() / (float)(1u << 31)) * 2.0f - 1.0f; }
+#include "model_batch.h"
 
 static char tmpdir[64];
 
@@ -32,11 +24,6 @@ static int build_tiny(Model *m, ModelConfig *cfg) {
     return model_alloc_acts(m, B, T);
 }
 
-static void make_batch(int *inputs, int *targets, int V) {
-    for (int i = 0; i < B * T; i++) inputs[i] = urand() % V;
-    for (int i = 0; i < B * T; i++) targets[i] = (i % T == T - 1) ? (int)(urand() % V) : inputs[i + 1];
-    targets[3] = -1; // an ignored position
-}
 
 static void test_save_load_roundtrip(void) {
     Model a, b;

@@ -7,21 +7,8 @@
 #include "policy/layers.c"
 #include "policy/model.c"
 
-#define B 2
-#define T 12
+#include "model_batch.h"
 
-static unsigned long long rng = 7;
-static unsigned urand(void) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (unsigned)(rng >> 33);
-}
-static double frand(void) { return (urand() / (double)(1u << 31)) * 2.0 - 1.0; }
-
-static void make_batch(int *inputs, int *targets, int V) {
-    for (int i = 0; i < B * T; i++) inputs[i] = urand() % V;
-    for (int i = 0; i < B * T; i++) targets[i] = (i % T == T - 1) ? (int)(urand() % V) : inputs[i + 1];
-    targets[3] = -1; // an ignored position
-}
 
 // Full objective: CE + lambda * MTP + aux, in double from the model's fp32 pieces.
 static double total_loss(Model *m, const int *in, const int *tg) {
