@@ -11,7 +11,7 @@ CFLAGS  += $(OPT) -g -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Ws
 # of oversubscribing the cores (the pthread build would start its own threads there).
 BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS  += -I/usr/include/x86_64-linux-gnu/openblas-openmp
-LDLIBS  += -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lpcre2-8 -lutf8proc -lsqlite3 -lseccomp -lm -lpthread
+LDLIBS  += -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lpcre2-8 -lutf8proc -lsqlite3 -lseccomp -lz -lm -lpthread
 LDFLAGS += -fopenmp
 
 LIB_DIRS := common policy rollout rewards datasets rl
