@@ -94,12 +94,14 @@ void rope_table(float *cos_t, float *sin_t, int T_max, int Dr, float theta, floa
     }
 }
 
-static void rope_apply(float *x, const float *cos_t, const float *sin_t, int N, int T, int nh, int stride, int hs,
-                       int off, int Dr, float dir) {
+// Token n sits at position pos[n], or n % T when pos is NULL.
+static void rope_apply(float *x, const float *cos_t, const float *sin_t, const int *pos, int N, int T, int nh,
+                       int stride, int hs, int off, int Dr, float dir) {
     int half = Dr / 2;
 #pragma omp parallel for
     for (int n = 0; n < N; n++) {
-        const float *cs = cos_t + (long)(n % T) * half, *sn = sin_t + (long)(n % T) * half;
+        long t = pos ? pos[n] : n % T;
+        const float *cs = cos_t + t * half, *sn = sin_t + t * half;
         for (int h = 0; h < nh; h++) {
             float *p = x + (long)n * stride + (long)h * hs + off;
             for (int j = 0; j < half; j++) {
@@ -113,12 +115,17 @@ static void rope_apply(float *x, const float *cos_t, const float *sin_t, int N, 
 
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T, int nh, int stride, int hs, int off,
                   int Dr) {
-    rope_apply(x, cos_t, sin_t, N, T, nh, stride, hs, off, Dr, 1.0f);
+    rope_apply(x, cos_t, sin_t, NULL, N, T, nh, stride, hs, off, Dr, 1.0f);
+}
+
+void rope_forward_at(float *x, const float *cos_t, const float *sin_t, const int *pos, int N, int nh, int stride,
+                     int hs, int off, int Dr) {
+    rope_apply(x, cos_t, sin_t, pos, N, 1, nh, stride, hs, off, Dr, 1.0f);
 }
 
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T, int nh, int stride, int hs,
                    int off, int Dr) {
-    rope_apply(dx, cos_t, sin_t, N, T, nh, stride, hs, off, Dr, -1.0f);
+    rope_apply(dx, cos_t, sin_t, NULL, N, T, nh, stride, hs, off, Dr, -1.0f);
 }
 
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T, int H,

@@ -52,6 +52,9 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T
                   int off, int Dr);
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T, int nh, int stride, int hs,
                    int off, int Dr);
+// The same rotation with token n at position pos[n] (decode: each sequence at its own length).
+void rope_forward_at(float *x, const float *cos_t, const float *sin_t, const int *pos /* (N) */, int N, int nh,
+                     int stride, int hs, int off, int Dr);
 
 // Causal multi-head attention on expanded MLA heads: q and k (N, H*Dq), v rows with stride ldv and head
 // offset hv*h + voff. att keeps the softmax probabilities for backward.

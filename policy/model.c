@@ -159,7 +159,7 @@ int model_build(Model *m, const ModelConfig *cfg) {
     return 0;
 }
 
-static int ensure_rope(Model *m, int T) {
+int model_ensure_rope(Model *m, int T) {
     if (m->rope_T >= T) return 0;
     const ModelConfig *c = &m->cfg;
     int half = c->qk_rope_head_dim / 2;
@@ -375,7 +375,7 @@ int model_alloc_acts(Model *m, int B_max, int T_max) {
     m->act_bytes = count.off;
     m->B_max = B_max;
     m->T_max = T_max;
-    return ensure_rope(m, T_max);
+    return model_ensure_rope(m, T_max);
 }
 
 // ----------------------------------------------------------------------------------------------------
@@ -478,7 +478,7 @@ static void block_forward(Model *m, int l, float *x_out, int B, int T) {
     LayerActs *a = &m->acts[l];
     int N = B * T, C = c->hidden_size, H = c->num_attention_heads, Dq = config_qk_head_dim(c);
     int Dn = c->qk_nope_head_dim, Dr = c->qk_rope_head_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    int Lq = c->q_lora_rank, F = ffn_width(c, l);
+    int Lq = c->q_lora_rank;
     float eps = c->rms_norm_eps;
 
     rmsnorm_forward(a->ln1, a->rstd1, a->x_in, p->in_norm, N, C, C, eps);
@@ -505,32 +505,47 @@ static void block_forward(Model *m, int l, float *x_out, int B, int T) {
     matmul_forward(a->x_mid, a->y, p->o_proj, N, H * Dv, C);
     add_inplace(a->x_mid, a->x_in, (long)N * C);
 
-    rmsnorm_forward(a->ln2, a->rstd2, a->x_mid, p->post_norm, N, C, C, eps);
+    model_ffn_forward(m, l, x_out, B, T);
+}
+
+void model_ffn_forward(Model *m, int l, float *x_out, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    const LayerParams *p = &m->layers[l];
+    LayerActs *a = &m->acts[l];
+    int N = B * T, C = c->hidden_size, F = ffn_width(c, l);
+    rmsnorm_forward(a->ln2, a->rstd2, a->x_mid, p->post_norm, N, C, C, c->rms_norm_eps);
     if (F) ffn_forward(x_out, a->fg, a->fu, a->fh, a->ln2, p->gate, p->up, p->down, N, C, F);
     else memset(x_out, 0, sizeof(float) * N * C);
     if (config_is_moe_layer(c, l)) moe_forward(m, l, x_out, B, T);
     add_inplace(x_out, a->x_mid, (long)N * C);
 }
 
-int model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
+int model_forward_hidden(Model *m, const int *inputs, int B, int T) {
     const ModelConfig *c = &m->cfg;
     CHECK(m->acts, "model_forward: activations not allocated (call model_alloc_acts)");
     CHECK(B <= m->B_max && T <= m->T_max, "batch %d x length %d exceeds the allocated %d x %d", B, T, m->B_max,
           m->T_max);
     int N = B * T, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < N; i++)
         CHECK(inputs[i] >= 0 && inputs[i] < V, "input token %d at position %d is outside the vocabulary [0, %d)",
               inputs[i], i, V);
-        CHECK(targets[i] < V, "target token %d at position %d is outside the vocabulary [0, %d)", targets[i], i, V);
-    }
     m->B = B;
     m->T = T;
     m->aux_loss = 0.0f;
     memcpy(m->inputs, inputs, sizeof(int) * N);
-    memcpy(m->targets, targets, sizeof(int) * N);
     embedding_forward(m->acts[0].x_in, inputs, m->embed, N, C);
     for (int l = 0; l < L; l++) block_forward(m, l, l + 1 < L ? m->acts[l + 1].x_in : m->x_final, B, T);
     rmsnorm_forward(m->xf, m->rstdf, m->x_final, m->final_norm, N, C, C, c->rms_norm_eps);
+    return 0;
+}
+
+int model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
+    const ModelConfig *c = &m->cfg;
+    int N = B * T, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    for (int i = 0; i < N; i++)
+        CHECK(targets[i] < V, "target token %d at position %d is outside the vocabulary [0, %d)", targets[i], i, V);
+    TRY(model_forward_hidden(m, inputs, B, T));
+    memcpy(m->targets, targets, sizeof(int) * N);
     logprob_forward(m->logp, m->entropy, m->lse, m->head_scratch, m->xf, m->lm_head, targets, N, C, V, m->chunk);
 
     if (c->num_nextn_predict_layers) {

@@ -158,6 +158,14 @@ int model_alloc_acts(Model *m, int B_max, int T_max);
 // entropy per token, and for MTP models mtp_logp of targets[t+1] and mtp_loss; aux_loss when
 // aux_alpha > 0. inputs/targets: (B*T).
 int model_forward(Model *m, const int *inputs, const int *targets, int B, int T);
+// The forward's trunk alone: embedding, the main blocks and the final norm into m->xf (no head, no MTP).
+// Prefill uses it; every block's kva / cn activations then hold the tokens' [c_kv, k_pe] for the cache.
+int model_forward_hidden(Model *m, const int *inputs, int B, int T);
+// The second half of block l over N = B*T tokens: x_out = x_mid + FFN(rmsnorm(x_mid)) with x_mid read from
+// m->acts[l].x_mid (the caller writes the attention residual there) and the rest of acts[l] as scratch.
+void model_ffn_forward(Model *m, int l, float *x_out /* (N,C) */, int B, int T);
+// Grows the rotary tables to cover positions [0, T). Returns 0 or -1.
+int model_ensure_rope(Model *m, int T);
 // Backward of  sum_n dlogp[n] * logp[n]  +  mtp_lambda * mtp_loss  +  aux_loss; ADDS into grads.
 void model_backward(Model *m, const float *dlogp /* (N) */);
 // Mean cross-entropy over targets >= 0 from the last forward; writes its dlogp (N) if not NULL.
