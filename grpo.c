@@ -14,6 +14,8 @@ static const Command commands[] = {
     {"init", cmd_init, "write a random-initialised model directory from a model config"},
     {"tokenize", cmd_tokenize, "text -> token ids (or back with --decode) with a tokenizer.json"},
     {"score", cmd_score, "score completions (JSONL) with a reward: math, format, countdown, code"},
+    {"generate", cmd_generate, "sample G completions per prompt (JSONL) from a model: the rollout engine"},
+    {"report", cmd_report, "a run database -> one self-contained HTML report (curves, evals, episodes)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

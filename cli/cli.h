@@ -9,6 +9,8 @@ typedef int (*CliCommand)(int argc, char **argv); // argv[0] is the command name
 int cmd_init(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 // Option parsing for `--name value`, `--name=value` and `--flag`. Each returns true when argv[*i]
 // matched (advancing *i past a separate value); a missing value prints an error and sets *bad.

@@ -24,6 +24,14 @@ void completion_free(Completion *c) {
     memset(c, 0, sizeof *c);
 }
 
+int prompt_encode(TokIds *out, Tokenizer *tok, const char *tmpl, const char *system, const char *prompt) {
+    TokText text = {0};
+    int rc = tokenizer_apply_template(&text, tmpl, system, prompt);
+    if (rc == 0) rc = tokenizer_encode(out, tok, text.s, text.n, TOK_ENCODE_DEFAULT);
+    tok_text_free(&text);
+    return rc;
+}
+
 // A sequence slot of the live batch.
 typedef struct {
     bool live;

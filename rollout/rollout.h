@@ -7,7 +7,9 @@
 // reserves a group's worst case up front, so a started sequence never runs out of cache.
 //
 // Reproducibility: the k-th token of sample g of prompt p is drawn with rng_uniform(rng_stream(seed, p, g), k),
-// so a seed fixes the whole rollout whatever the batch composition or admission order.
+// so a seed fixes the whole rollout whatever the batch composition or admission order. Log-probabilities
+// agree across batch shapes to fp32 rounding only (BLAS sums in an order that depends on the matrix shape),
+// so a draw landing within rounding of a cumulative-probability boundary could, very rarely, differ.
 #pragma once
 #include "policy/model.h"
 #include "policy/tokenizer.h"
@@ -52,6 +54,10 @@ typedef struct {
     int n_route_pos;
 } Completion;
 void completion_free(Completion *c);
+
+// A task's prompt as the policy sees it: the template (a preset name or a template string, see
+// policy/tokenizer.h) expanded and encoded with the tokenizer's special tokens (bos). Appends to out.
+int prompt_encode(TokIds *out, Tokenizer *tok, const char *tmpl, const char *system, const char *prompt);
 
 typedef struct RolloutEngine RolloutEngine;
 
