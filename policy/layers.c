@@ -325,11 +325,19 @@ float seq_balance_loss(float *dlogits, const float *scores, const int *topk_idx,
     return (float)(alpha * total / B);
 }
 
+// scratch rows = inv_temp * h @ W^T: the logits of a chunk at the sampling temperature.
+static void scaled_logits(float *scratch, const float *h, const float *W, int rows, int C, int V, float inv_temp) {
+    matmul_forward(scratch, h, W, rows, C, V);
+    if (inv_temp == 1.0f) return;
+#pragma omp parallel for
+    for (long i = 0; i < (long)rows * V; i++) scratch[i] *= inv_temp;
+}
+
 void logprob_forward(float *logp, float *entropy, float *lse, float *scratch, const float *h, const float *W,
-                     const int *targets, int N, int C, int V, int chunk) {
+                     const int *targets, int N, int C, int V, int chunk, float inv_temp) {
     for (int r0 = 0; r0 < N; r0 += chunk) {
         int rows = N - r0 < chunk ? N - r0 : chunk;
-        matmul_forward(scratch, h + (long)r0 * C, W, rows, C, V);
+        scaled_logits(scratch, h + (long)r0 * C, W, rows, C, V, inv_temp);
 #pragma omp parallel for
         for (int i = 0; i < rows; i++) {
             const float *l = scratch + (long)i * V;
@@ -351,15 +359,15 @@ void logprob_forward(float *logp, float *entropy, float *lse, float *scratch, co
 }
 
 void logprob_backward(float *dh, float *dW, float *scratch, const float *dlogp, const float *h, const float *W,
-                      const float *lse, const int *targets, int N, int C, int V, int chunk) {
+                      const float *lse, const int *targets, int N, int C, int V, int chunk, float inv_temp) {
     for (int r0 = 0; r0 < N; r0 += chunk) {
         int rows = N - r0 < chunk ? N - r0 : chunk;
-        matmul_forward(scratch, h + (long)r0 * C, W, rows, C, V);
+        scaled_logits(scratch, h + (long)r0 * C, W, rows, C, V, inv_temp);
 #pragma omp parallel for
         for (int i = 0; i < rows; i++) {
             float *l = scratch + (long)i * V;
             int n = r0 + i, t = targets[n];
-            float g = t >= 0 ? dlogp[n] : 0.0f;
+            float g = t >= 0 ? dlogp[n] * inv_temp : 0.0f; // through the 1/temperature of the logits
             for (int j = 0; j < V; j++) l[j] = -g * expf(l[j] - lse[n]);
             if (t >= 0) l[t] += g;
         }

@@ -107,8 +107,9 @@ float seq_balance_loss(float *dlogits,       // (N,E) or NULL
                        const int *topk_idx,  // (N,K)
                        const RouterSpec *rs, int B, int T, int Tv, float alpha);
 
-// Log-probability of each target token and the entropy of each row of softmax(h @ W^T), in chunks of
-// rows so that the (N,V) logits are never held at once. Targets < 0 give logp = 0.
+// Log-probability of each target token and the entropy of each row of softmax(inv_temp * h @ W^T) (the
+// distribution at the sampling temperature, 1/inv_temp), in chunks of rows so that the (N,V) logits are
+// never held at once. Targets < 0 give logp = 0.
 void logprob_forward(float *logp,        // (N)
                      float *entropy,     // (N) or NULL
                      float *lse,         // (N) log-sum-exp, saved for backward
@@ -116,11 +117,11 @@ void logprob_forward(float *logp,        // (N)
                      const float *h,     // (N,C)
                      const float *W,     // (V,C)
                      const int *targets, // (N)
-                     int N, int C, int V, int chunk);
+                     int N, int C, int V, int chunk, float inv_temp);
 // dh += and dW += the gradient of sum_n dlogp[n] * logp[n] (the logits are recomputed chunk by chunk).
 void logprob_backward(float *dh,          // (N,C)
                       float *dW,          // (V,C)
                       float *scratch,     // (chunk,V)
                       const float *dlogp, // (N)
                       const float *h, const float *W, const float *lse, const int *targets,
-                      int N, int C, int V, int chunk);
+                      int N, int C, int V, int chunk, float inv_temp);

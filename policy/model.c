@@ -137,6 +137,7 @@ int model_build(Model *m, const ModelConfig *cfg) {
     Layout lo = {.base = m->params, .info = m->info};
     layout_model(cfg, &lo, m->n_blocks, &m->embed, &m->final_norm, &m->lm_head, m->layers);
     m->mtp_lambda = 0.3f;
+    m->temperature = 1.0f;
     m->expert_load = grpo_calloc((size_t)m->n_blocks * (cfg->n_routed_experts + 1), sizeof(float), "expert load");
     if (!m->expert_load) { model_free(m); return -1; }
 
@@ -542,13 +543,17 @@ int model_forward_hidden(Model *m, const int *inputs, int B, int T) {
 int model_forward(Model *m, const int *inputs, const int *targets, int B, int T) {
     const ModelConfig *c = &m->cfg;
     int N = B * T, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    TRY(model_forward_hidden(m, inputs, B, T)); // checks the shape before targets are read
     for (int i = 0; i < N; i++)
         CHECK(targets[i] < V, "target token %d at position %d is outside the vocabulary [0, %d)", targets[i], i, V);
-    TRY(model_forward_hidden(m, inputs, B, T));
     memcpy(m->targets, targets, sizeof(int) * N);
-    logprob_forward(m->logp, m->entropy, m->lse, m->head_scratch, m->xf, m->lm_head, targets, N, C, V, m->chunk);
+    logprob_forward(m->logp, m->entropy, m->lse, m->head_scratch, m->xf, m->lm_head, targets, N, C, V, m->chunk,
+                    1.0f / m->temperature);
 
-    if (c->num_nextn_predict_layers) {
+    // With no weight on it (RL), the MTP block is neither run nor trained.
+    m->mtp_active = c->num_nextn_predict_layers && m->mtp_lambda != 0.0f;
+    m->mtp_loss = 0.0f;
+    if (m->mtp_active) {
         // MTP: position t sees h_t and the embedding of token t+1 and predicts token t+2 (= targets[t+1]).
         // The last position has no next token; it is computed with its own token and never scored.
         const LayerParams *p = &m->layers[L];
@@ -569,7 +574,7 @@ int model_forward(Model *m, const int *inputs, const int *targets, int B, int T)
         block_forward(m, L, m->mtp_out, B, T);
         rmsnorm_forward(m->mtp_xf, m->mtp_rstdf, m->mtp_out, p->head_norm, N, C, C, c->rms_norm_eps);
         logprob_forward(m->mtp_logp, NULL, m->mtp_lse, m->head_scratch, m->mtp_xf, m->lm_head, m->mtp_targets, N, C,
-                        V, m->chunk);
+                        V, m->chunk, 1.0f);
         double sum = 0.0;
         int cnt = 0;
         for (int n = 0; n < N; n++)
@@ -704,7 +709,7 @@ void model_backward(Model *m, const float *dlogp) {
     int B = m->B, T = m->T, N = B * T, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
     size_t NC = sizeof(float) * (size_t)N * C;
     memset(m->dx, 0, NC);
-    if (c->num_nextn_predict_layers) {
+    if (m->mtp_active) {
         const LayerParams *p = &m->layers[L];
         LayerParams *g = &m->dlayers[L];
         int cnt = 0;
@@ -713,7 +718,7 @@ void model_backward(Model *m, const float *dlogp) {
         memset(m->dx2, 0, NC);
         if (cnt && m->mtp_lambda != 0.0f)
             logprob_backward(m->dx2, m->dlm_head, m->head_scratch, m->dlogp_mtp, m->mtp_xf, m->lm_head, m->mtp_lse,
-                             m->mtp_targets, N, C, V, m->chunk);
+                             m->mtp_targets, N, C, V, m->chunk, 1.0f);
         rmsnorm_backward(m->dx, g->head_norm, m->dx2, m->mtp_out, p->head_norm, m->mtp_rstdf, N, C, C);
         block_backward(m, L, B, T);
         memset(m->dmtp_cat, 0, NC * 2);
@@ -730,7 +735,7 @@ void model_backward(Model *m, const float *dlogp) {
     }
     memset(m->dx2, 0, NC);
     logprob_backward(m->dx2, m->dlm_head, m->head_scratch, dlogp, m->xf, m->lm_head, m->lse, m->targets, N, C, V,
-                     m->chunk);
+                     m->chunk, 1.0f / m->temperature);
     rmsnorm_backward(m->dx, m->dfinal_norm, m->dx2, m->x_final, m->final_norm, m->rstdf, N, C, C);
     for (int l = L - 1; l >= 0; l--) block_backward(m, l, B, T);
     embedding_backward(m->dembed, m->dx, m->inputs, N, C);

@@ -91,7 +91,10 @@ typedef struct {
     float attn_scale;
     float rope_attn_factor;  // YaRN magnitude on cos/sin: mscale(factor, mscale) / mscale(factor, mscale_all_dim)
     // training-time settings, read by forward/backward
-    float mtp_lambda;        // weight of the MTP loss
+    float mtp_lambda;        // weight of the MTP loss; 0 skips the MTP block in forward and backward
+    bool mtp_active;         // the last forward ran the MTP block
+    float temperature;       // logp and entropy are of softmax(logits / temperature): the sampling
+                             // distribution, for importance ratios against rollout log-probs (default 1)
     float aux_alpha;         // sequence-wise balance loss weight (0 = off)
     bool count_load;         // forward adds routed tokens into expert_load
     float *expert_load;      // (n_blocks, E) tokens routed per expert since model_reset_load

@@ -244,14 +244,15 @@ static void test_balance_loss(void) {
 }
 
 // --- log-prob head, in chunks smaller than N
-typedef struct { float *logp, *ent, *lse, *scr, *h, *W, *R; int *tg; int N, C, V; } HeadCtx;
+typedef struct { float *logp, *ent, *lse, *scr, *h, *W, *R; int *tg; int N, C, V; float inv_temp; } HeadCtx;
 static double head_J(void *p) {
     HeadCtx *c = p;
-    logprob_forward(c->logp, c->ent, c->lse, c->scr, c->h, c->W, c->tg, c->N, c->C, c->V, 3);
+    logprob_forward(c->logp, c->ent, c->lse, c->scr, c->h, c->W, c->tg, c->N, c->C, c->V, 3, c->inv_temp);
     return dotd(c->logp, c->R, c->N);
 }
-static void test_logprob(void) {
-    HeadCtx c = {.N = 7, .C = 5, .V = 11};
+// At temperature 1 and at the sampling temperature 1/0.7 (logits scaled by 0.7).
+static void check_logprob(float inv_temp) {
+    HeadCtx c = {.N = 7, .C = 5, .V = 11, .inv_temp = inv_temp};
     c.h = rand_buf(35, 1), c.W = rand_buf(55, 1), c.R = rand_buf(7, 1);
     c.logp = zeros(7), c.ent = zeros(7), c.lse = zeros(7), c.scr = zeros(3 * 11);
     int tg[7] = {0, 3, 10, -1, 5, 5, 2};
@@ -261,17 +262,21 @@ static void test_logprob(void) {
     // against a direct softmax
     for (int n = 0; n < 7; n++) {
         double l[11], mx = -1e30, s = 0, e = 0;
-        for (int j = 0; j < 11; j++) l[j] = dotd(c.h + n * 5, c.W + j * 5, 5), mx = l[j] > mx ? l[j] : mx;
+        for (int j = 0; j < 11; j++) l[j] = inv_temp * dotd(c.h + n * 5, c.W + j * 5, 5), mx = l[j] > mx ? l[j] : mx;
         for (int j = 0; j < 11; j++) s += exp(l[j] - mx);
         for (int j = 0; j < 11; j++) { double pj = exp(l[j] - mx) / s; e -= pj * log(pj); }
         if (tg[n] >= 0) EXPECT_NEAR(c.logp[n], l[tg[n]] - mx - log(s), 1e-5, "logp");
         EXPECT_NEAR(c.ent[n], e, 1e-5, "entropy");
     }
     float *dh = zeros(35), *dW = zeros(55);
-    logprob_backward(dh, dW, c.scr, c.R, c.h, c.W, c.lse, tg, 7, 5, 11, 3);
+    logprob_backward(dh, dW, c.scr, c.R, c.h, c.W, c.lse, tg, 7, 5, 11, 3, c.inv_temp);
     check_grad("logprob dh", c.h, dh, 35, head_J, &c);
     check_grad("logprob dW", c.W, dW, 55, head_J, &c);
     free(c.h), free(c.W), free(c.R), free(c.logp), free(c.ent), free(c.lse), free(c.scr), free(dh), free(dW);
+}
+static void test_logprob(void) {
+    check_logprob(1.0f);
+    check_logprob(0.7f);
 }
 
 static void test_embedding(void) {
