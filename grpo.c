@@ -15,6 +15,9 @@ static const Command commands[] = {
     {"tokenize", cmd_tokenize, "text -> token ids (or back with --decode) with a tokenizer.json"},
     {"score", cmd_score, "score completions (JSONL) with a reward: math, format, countdown, code"},
     {"generate", cmd_generate, "sample G completions per prompt (JSONL) from a model: the rollout engine"},
+    {"eval", cmd_eval, "evaluate a model on a data set (JSONL): pass@1, pass@k, maj@k, mean reward; run.db"},
+    {"train", cmd_train, "GRPO training from a run config: rollouts, rewards, updates, run.db, checkpoints"},
+    {"sft", cmd_sft, "supervised fine-tuning on (prompt, completion) pairs: completion-only loss, checkpoints"},
     {"report", cmd_report, "a run database -> one self-contained HTML report (curves, evals, episodes)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -10,6 +10,9 @@ int cmd_init(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
 // Option parsing for `--name value`, `--name=value` and `--flag`. Each returns true when argv[*i]

@@ -10,6 +10,7 @@ typedef struct {
     pcre2_code *re;
     pcre2_match_context *mctx;
     float score;
+    int count;         // 0: one match scores `score`; N > 0: `score` * min(matches, N) / N
 } Format;
 
 static void set_detail(RewardDetail *d, const char *verdict, float value) {
@@ -29,11 +30,21 @@ static float format_score(const Reward *self, const Task *task, const char *comp
         set_detail(out, md ? "no_match" : "limit", 0);
         return 0;
     }
-    int rc = pcre2_match(f->re, (PCRE2_SPTR)completion, strlen(completion), 0, 0, md, f->mctx);
+    size_t len = strlen(completion), at = 0;
+    int matches = 0, rc;
+    // Non-overlapping matches, counted up to `count` (one is enough without it).
+    while ((rc = pcre2_match(f->re, (PCRE2_SPTR)completion, len, at, 0, md, f->mctx)) >= 0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        matches++;
+        if (matches >= (f->count ? f->count : 1)) break;
+        at = ov[1] > ov[0] ? ov[1] : ov[1] + 1; // an empty match moves on by one byte
+        if (at > len) break;
+    }
     pcre2_match_data_free(md);
-    if (rc >= 0) {
-        set_detail(out, "match", 1);
-        return f->score;
+    if (matches) {
+        float frac = f->count ? (float)matches / f->count : 1.0f;
+        set_detail(out, "match", frac);
+        return f->score * frac;
     }
     set_detail(out, rc == PCRE2_ERROR_NOMATCH ? "no_match" : "limit", 0);
     return 0;
@@ -48,10 +59,14 @@ static void format_destroy(Reward *self) {
 }
 
 int reward_format_create(Reward *out, const cJSON *options) {
-    static const char *const keys[] = {"pattern", "score", NULL};
+    static const char *const keys[] = {"pattern", "score", "count", NULL};
     TRY(reward_check_keys(options, keys));
     const cJSON *pat = cJSON_GetObjectItemCaseSensitive(options, "pattern");
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(options, "score");
+    const cJSON *cnt = cJSON_GetObjectItemCaseSensitive(options, "count");
+    CHECK(!cnt || (cJSON_IsNumber(cnt) && cnt->valuedouble >= 0 && cnt->valuedouble <= 1e6 &&
+                   cnt->valuedouble == (int)cnt->valuedouble),
+          "option \"count\": expected an integer >= 0 (0 = one match is enough)");
     CHECK(!pat || cJSON_IsString(pat), "option \"pattern\": expected a string (a PCRE2 regular expression)");
     CHECK(!sc || cJSON_IsNumber(sc), "option \"score\": expected a number");
     const char *pattern = pat ? pat->valuestring : FORMAT_DEFAULT_PATTERN;
@@ -76,7 +91,7 @@ int reward_format_create(Reward *out, const cJSON *options) {
     pcre2_set_match_limit(mctx, 1000000);
     pcre2_set_depth_limit(mctx, 10000);
     pcre2_set_heap_limit(mctx, 20000);
-    f->re = re, f->mctx = mctx, f->score = sc ? (float)sc->valuedouble : 1.0f;
+    f->re = re, f->mctx = mctx, f->score = sc ? (float)sc->valuedouble : 1.0f, f->count = cnt ? cnt->valueint : 0;
     out->score = format_score;
     out->destroy = format_destroy;
     out->state = f;

@@ -24,10 +24,16 @@ void completion_free(Completion *c) {
     memset(c, 0, sizeof *c);
 }
 
+int prompt_encode_text(TokIds *out, TokText *text, Tokenizer *tok, const char *tmpl, const char *system,
+                       const char *prompt) {
+    size_t start = text->n;
+    TRY(tokenizer_apply_template(text, tmpl, system, prompt));
+    return tokenizer_encode(out, tok, text->s + start, text->n - start, TOK_ENCODE_DEFAULT);
+}
+
 int prompt_encode(TokIds *out, Tokenizer *tok, const char *tmpl, const char *system, const char *prompt) {
     TokText text = {0};
-    int rc = tokenizer_apply_template(&text, tmpl, system, prompt);
-    if (rc == 0) rc = tokenizer_encode(out, tok, text.s, text.n, TOK_ENCODE_DEFAULT);
+    int rc = prompt_encode_text(out, &text, tok, tmpl, system, prompt);
     tok_text_free(&text);
     return rc;
 }

@@ -58,6 +58,9 @@ void completion_free(Completion *c);
 // A task's prompt as the policy sees it: the template (a preset name or a template string, see
 // policy/tokenizer.h) expanded and encoded with the tokenizer's special tokens (bos). Appends to out.
 int prompt_encode(TokIds *out, Tokenizer *tok, const char *tmpl, const char *system, const char *prompt);
+// The same, also appending the expanded prompt text to text (what episodes record as the prompt).
+int prompt_encode_text(TokIds *out, TokText *text, Tokenizer *tok, const char *tmpl, const char *system,
+                       const char *prompt);
 
 typedef struct RolloutEngine RolloutEngine;
 

@@ -83,6 +83,22 @@ static void test_format(void) {
     reward_destroy(&r);
     cJSON_Delete(o);
 
+    o = cJSON_Parse("{\"pattern\": \"7|x*\", \"count\": 4}");
+    EXPECT(reward_create(&r, "format", o) == 0, "%s", grpo_error());
+    EXPECT(score(&r, NULL, "a7b77", &d) == 1.0f && d.parts[0].value == 1.0f, "empty matches count and move on");
+    reward_destroy(&r);
+    cJSON_Delete(o);
+    o = cJSON_Parse("{\"pattern\": \"7\", \"count\": 4}");
+    EXPECT(reward_create(&r, "format", o) == 0, "%s", grpo_error());
+    EXPECT(score(&r, NULL, "a7b77", &d) == 0.75f && !strcmp(d.verdict, "match"), "three of four sevens");
+    EXPECT(score(&r, NULL, "7777777", NULL) == 1.0f, "capped at count");
+    EXPECT(score(&r, NULL, "none", &d) == 0.0f && !strcmp(d.verdict, "no_match"), "none");
+    reward_destroy(&r);
+    cJSON_Delete(o);
+    o = cJSON_Parse("{\"count\": -1}");
+    EXPECT(reward_create(&r, "format", o) == -1 && strstr(grpo_error(), "count"), "%s", grpo_error());
+    cJSON_Delete(o);
+
     o = cJSON_Parse("{\"pattern\": \"(a|aa)+$\"}");
     EXPECT(reward_create(&r, "format", o) == 0, "%s", grpo_error());
     char *s = malloc(200001);
