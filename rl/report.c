@@ -427,7 +427,7 @@ static double first_finite(const double *v, int n, int from_end) {
     return NAN;
 }
 
-// A tile with the first and the last value of a metric ("0.12 → 0.63"); none when it was never logged.
+// A tile with the last value of a metric and the first below it; none when it was never logged.
 static void tile_trend(Report *r, const char *label, const double *v, int n) {
     double a = first_finite(v, n, 0), b = first_finite(v, n, 1);
     if (!isfinite(b)) return;

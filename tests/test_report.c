@@ -268,6 +268,22 @@ static int valid_utf8(const unsigned char *s) {
     return 1;
 }
 
+// 1 if every element that nests (div, span, pre, ...) is closed as often as it is opened.
+static int balanced(const char *html) {
+    const char *tags[] = {"div", "span", "section", "details", "summary", "pre", "svg", "table", "tr", "th", "td",
+                          "button", "h2", "h3", "p", "b", "title", "text", "nav", "header", "main", "script", "style"};
+    int ok = 1;
+    for (size_t k = 0; k < sizeof tags / sizeof tags[0]; k++) {
+        char open1[32], open2[32], close[32];
+        snprintf(open1, sizeof open1, "<%s>", tags[k]);
+        snprintf(open2, sizeof open2, "<%s ", tags[k]);
+        snprintf(close, sizeof close, "</%s>", tags[k]);
+        int o = count(html, open1) + count(html, open2), c = count(html, close);
+        if (o != c) fprintf(stderr, "  <%s> opened %d times, closed %d times\n", tags[k], o, c), ok = 0;
+    }
+    return ok;
+}
+
 // The text of run `id`'s section.
 static char *section(const char *html, int id) {
     char open[64];
@@ -285,6 +301,7 @@ static void test_contents(void) {
     EXPECT(!strncmp(html, "<!doctype html>", 15), "starts as HTML");
     EXPECT(strlen(html) > 9 && !strcmp(html + strlen(html) - 8, "</html>\n"), "ends with </html>");
     EXPECT(valid_utf8((const unsigned char *)html), "the report is valid UTF-8");
+    EXPECT(balanced(html), "elements closed");
     EXPECT(strstr(html, "Content-Security-Policy\" content=\"default-src 'none'"), "CSP forbids loading anything");
     EXPECT(!strstr(html, "http://") && !strstr(html, "https://") && !strstr(html, " src=\""), "no external resources");
     EXPECT(count(html, "<script") == 2 && count(html, "<script nonce=\"") == 2, "only the page's two scripts, with "
@@ -368,6 +385,7 @@ static void test_options(void) {
            "every step when there are few, one group each");
     EXPECT(html && strstr(html, "<span class=\"cut\">… "), "long texts are cut");
     EXPECT(html && valid_utf8((const unsigned char *)html), "cut at a UTF-8 boundary");
+    EXPECT(html && balanced(html), "elements closed with texts cut");
     free(html);
     o = report_defaults();
     o.run_id = 7;
