@@ -17,7 +17,7 @@ static const char *USAGE =
     "  --run ID         only this run (default: every run in the database)\n"
     "  --steps N        steps whose episodes are shown: the first, the last, evenly between (default %d)\n"
     "  --groups N       groups shown per step, the widest reward spread first (default %d)\n"
-    "  --max-text N     bytes of a prompt or completion shown before it is cut (default %d)\n";
+    "  --max-text BYTES how much of a prompt or completion is shown before it is cut (default %d)\n";
 
 static void usage(FILE *f) {
     ReportOptions d = report_defaults();
