@@ -19,10 +19,11 @@
 // (1024), nproc (32), output_kb (1024), workers (0 = one per core), site (false: python -S, the
 // standard library only), allow_weak_isolation (false).
 //
-// Thread safety: score and score_batch may be called from several threads at once (e.g. while the
-// rollout engine generates the next batch); they share the pool.
+// Thread safety: score, score_batch and the calls below may be made from several threads at once; they
+// share the pool, which scores completions in the order they were submitted.
 #pragma once
 #include "rewards/reward.h"
+#include <stdbool.h>
 #include <stddef.h>
 
 int reward_code_create(Reward *out, const cJSON *options);
@@ -32,3 +33,21 @@ struct Sandbox *reward_code_sandbox(const Reward *r);
 
 // Copies the program of `completion` (rules above) into a new string (NULL and grpo_error() on failure).
 char *code_extract(const char *completion);
+
+// Asynchronous scoring, so that sandbox runs overlap the caller's work (generating the next batch):
+//
+//     CodeBatch *b = code_reward_submit(&r, tasks, completions, n, rewards, details);
+//     ... generate, train ...                  (code_reward_done(b) tells without blocking)
+//     code_reward_wait(b);                     rewards[0..n) and details[0..n) are filled in
+//
+// The results are those reward_score_batch gives. tasks, completions, rewards and details (which may be
+// NULL) must stay valid and untouched until code_reward_wait returns; every submitted batch must be
+// waited for, before reward_destroy. Returns NULL (grpo_error()) when `r` is not a code reward or the
+// batch cannot be allocated.
+typedef struct CodeBatch CodeBatch;
+CodeBatch *code_reward_submit(const Reward *r, const Task *const *tasks, const char *const *completions, int n,
+                              float *rewards /* (n) */, RewardDetail *details /* (n) or NULL */);
+// True once every completion of the batch is scored.
+bool code_reward_done(CodeBatch *b);
+// Blocks until every completion of the batch is scored, then frees the batch.
+void code_reward_wait(CodeBatch *b);

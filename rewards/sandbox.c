@@ -34,12 +34,29 @@
 // UID_BASE + 2s and UID_BASE + 2s + 1, which own nothing on the host.
 #define UID_BASE 1999000000u
 #define REPORT_CAP (256 * 1024)
-#define NS_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)
+// A slot's zygote makes the namespaces that cost the most to create and tear down (user, network) once;
+// the network and UTS ones are then shared by the slot's runs, which never overlap and can leave nothing
+// in them (no interface is up, and the program has no capability in its user namespace).
+#define ZYGOTE_NS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS)
+// Each run's own: a PID namespace killed as a whole, a mount namespace for its /proc, /h and scratch, and
+// an IPC namespace, since SysV objects outlive the processes that made them.
+#define RUN_NS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC)
+#define MAX_ARGS 64
+#define MAX_ENV 8
+#define RUN_STACK (256 * 1024)
 
 typedef struct {
     char mem[512], pids[512];   // per-slot cgroup directories ("" when that controller is not in use)
     bool v2;
 } SlotCgroup;
+
+// The long-lived process that starts a slot's runs (see "The zygote" below).
+typedef struct {
+    pid_t pid;      // 0: none (the slot's next run starts one)
+    int pidfd;      // notices its death between runs
+    int sock;       // requests and replies
+    int memfd;      // the job image of the run being started, shared with the zygote
+} Zygote;
 
 struct Sandbox {
     SandboxLimits lim;
@@ -48,6 +65,7 @@ struct Sandbox {
     struct sock_fprog filter;   // seccomp BPF, built once (the child must not allocate)
     char scratch_opts[96];      // tmpfs options of /sandbox
     SlotCgroup *cg;             // (slots)
+    Zygote *zy;                 // (slots)
 };
 
 SandboxLimits sandbox_default_limits(void) {
@@ -58,6 +76,7 @@ SandboxLimits sandbox_default_limits(void) {
 const char *sandbox_layers(const Sandbox *sb) { return sb->layers; }
 bool sandbox_is_weak(const Sandbox *sb) { return sb->weak; }
 const SandboxLimits *sandbox_limits(const Sandbox *sb) { return &sb->lim; }
+int sandbox_zygote_pid(const Sandbox *sb, int slot) { return sb->zy[slot].pid; }
 
 // ---------------------------------------------------------------------------------------------------
 // seccomp: refuse what tests never need. EPERM (not a kill) so that the program sees an ordinary error.
@@ -165,7 +184,8 @@ static bool make_cgroup(const char *dir, const char *limit_file, const char *val
     return true;
 }
 
-static void setup_cgroups(Sandbox *sb) {
+// Describes what was set up in `out` (for sandbox_layers).
+static void setup_cgroups(Sandbox *sb, char *out, size_t cap) {
     static int seq;  // sandboxes of this process, so that each gets its own cgroups
     int id = __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED);
     char rel[512], dir[600], val[32];
@@ -201,12 +221,11 @@ static void setup_cgroups(Sandbox *sb) {
         }
         made += c->mem[0] && c->pids[0];
     }
-    size_t n = strlen(sb->layers);
     if (made == sb->lim.slots)
-        snprintf(sb->layers + n, sizeof sb->layers - n, "; cgroup %s: memory %ld MB, pids %d per run",
-                 v2 ? "v2" : "v1", mem >> 20, sb->lim.nproc + 8);
+        snprintf(out, cap, "; cgroup %s: memory %ld MB, pids %d per run", v2 ? "v2" : "v1", mem >> 20,
+                 sb->lim.nproc + 8);
     else
-        snprintf(sb->layers + n, sizeof sb->layers - n, "; cgroups: not writable here (rlimits only)");
+        snprintf(out, cap, "; cgroups: not writable here (rlimits only)");
 }
 
 static long oom_kills(const SlotCgroup *c) {
@@ -237,30 +256,39 @@ static void remove_cgroups(Sandbox *sb) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The child. It runs after a raw clone of a possibly multi-threaded process, so it only makes system
-// calls on memory prepared by the parent: libc's set*id wrappers would wait for the parent's other
-// threads, which do not exist here. A failing step is sent as (step, errno) on the error pipe.
-
-typedef struct {
-    const Sandbox *sb;
-    const SandboxJob *job;
-    int slot;
-    int fds[5];          // become 0..4 (-1: closed)
-    int sync_fd, err_fd;
-    const char *weak_dir; // weak mode: scratch base (with h/ and work/ made by the parent)
-    char *const *envp;
-} ChildArgs;
+// The zygote. A slot's runs are started by one long-lived process, cloned from the caller once: in full
+// mode it is pid 1 of its own PID namespace, root of its user namespace, and has pivoted into the
+// read-only root that every run shares. For each run it clones a child with CLONE_VM | CLONE_VFORK, as
+// posix_spawn does, so neither its pages nor the caller's (a trainer may hold gigabytes) are ever copied,
+// and that child makes the run's own namespaces and mounts, then execs the program.
+//
+// The zygote and the run child come from a clone of a possibly multi-threaded process, so they only make
+// system calls on memory prepared before it: libc's set*id wrappers would wait for the caller's other
+// threads, which do not exist there, and malloc's lock may be held by one of them. A failing step is
+// recorded as (errno, step) and sent back to the caller.
 
 typedef struct { int err; char step[124]; } ChildError;
 
-static __attribute__((noreturn)) void child_fail(int fd, const char *step, const char *arg) {
-    ChildError e = {.err = errno};
+// Caller -> zygote: a run whose image (argv, environment, directory, files) is the first image_len bytes
+// of the memfd; the descriptors stdin, stdout, stderr, report and (optionally) secret ride along.
+typedef struct { uint64_t image_len; } Request;
+enum { Z_READY, Z_STARTED, Z_FAILED, Z_EXITED };
+// Zygote -> caller: set up (Z_READY); the run's program is executing (Z_STARTED, with its pidfd); setting
+// up the zygote or a run failed (Z_FAILED); the run's PID namespace is gone (Z_EXITED, wait status).
+typedef struct { int kind, status, pid; ChildError err; } Reply;
+
+// The job image: this header, then argc + envc NUL-terminated strings, the starting directory, and
+// nfiles times (name, NUL, uint64_t length, data).
+typedef struct { uint32_t argc, envc, nfiles; } ImageHead;
+
+static int child_error(ChildError *e, const char *step, const char *arg) {
+    e->err = errno ? errno : EIO;
     size_t n = 0;
-    for (const char *s = step; *s && n < sizeof e.step - 1; s++) e.step[n++] = *s;
-    if (arg && n < sizeof e.step - 2) e.step[n++] = ' ';
-    for (const char *s = arg; s && *s && n < sizeof e.step - 1; s++) e.step[n++] = *s;
-    if (write(fd, &e, sizeof e) < 0) {}
-    _exit(127);
+    for (const char *s = step; *s && n < sizeof e->step - 1; s++) e->step[n++] = *s;
+    if (arg && n < sizeof e->step - 2) e->step[n++] = ' ';
+    for (const char *s = arg; s && *s && n < sizeof e->step - 1; s++) e->step[n++] = *s;
+    e->step[n] = 0;
+    return -1;
 }
 
 static void cat_path(char *out, size_t cap, const char *a, const char *b) {
@@ -270,40 +298,62 @@ static void cat_path(char *out, size_t cap, const char *a, const char *b) {
     out[n] = 0;
 }
 
+static int send_msg(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    struct iovec iov = {(void *)buf, len};
+    union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * 5)]; } ctl;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+        m.msg_control = ctl.b;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t n;
+    do n = sendmsg(sock, &m, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len ? 0 : -1;
+}
+
+// Receives one message and up to 5 descriptors (close-on-exec); returns its length, 0 when the peer is
+// gone, -1 on error.
+static ssize_t recv_msg(int sock, void *buf, size_t len, int *fds, int *nfds) {
+    struct iovec iov = {buf, len};
+    union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * 5)]; } ctl;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
+    ssize_t n;
+    do n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    *nfds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); n >= 0 && c; c = CMSG_NXTHDR(&m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            *nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)*nfds);
+        }
+    return n;
+}
+
 // Binds src read-only at dst, keeping the flags the kernel locks for mounts from a more privileged
 // namespace (changing them would make the remount fail with EPERM).
-static void bind_ro(int efd, const char *src, const char *dst) {
-    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) child_fail(efd, "bind", src);
+static int bind_ro(ChildError *e, const char *src, const char *dst) {
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) return child_error(e, "bind", src);
     struct statvfs sv;
-    if (statvfs(dst, &sv) != 0) child_fail(efd, "statvfs", dst);
+    if (statvfs(dst, &sv) != 0) return child_error(e, "statvfs", dst);
     unsigned long fl = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV;
     if (sv.f_flag & ST_NOEXEC) fl |= MS_NOEXEC;
     if (sv.f_flag & ST_NOATIME) fl |= MS_NOATIME;
     if (sv.f_flag & ST_NODIRATIME) fl |= MS_NODIRATIME;
     if (sv.f_flag & ST_RELATIME) fl |= MS_RELATIME;
-    if (mount(NULL, dst, NULL, fl, NULL) != 0) child_fail(efd, "remount read-only", dst);
+    if (mount(NULL, dst, NULL, fl, NULL) != 0) return child_error(e, "remount read-only", dst);
+    return 0;
 }
 
-static void write_files(int efd, const char *dir, const SandboxJob *job) {
-    char p[512];
-    for (int i = 0; i < job->nfiles; i++) {
-        cat_path(p, sizeof p, dir, job->files[i].name);
-        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-        if (fd < 0) child_fail(efd, "create", p);
-        for (size_t off = 0; off < job->files[i].len;) {
-            ssize_t n = write(fd, job->files[i].data + off, job->files[i].len - off);
-            if (n <= 0) child_fail(efd, "write", p);
-            off += (size_t)n;
-        }
-        close(fd);
-    }
-}
-
-// The new root: a tmpfs mounted over /tmp in the private mount namespace, then pivoted to.
-static void build_root(int efd, const Sandbox *sb, const SandboxJob *job) {
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) child_fail(efd, "make mounts private", "/");
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755") != 0)
-        child_fail(efd, "mount tmpfs root", NULL);
+// The root every run of the zygote starts from: a tmpfs built over /tmp, pivoted to and made read-only.
+// Its /proc (the zygote's PID namespace) is what lets each run mount its own over it.
+static int zygote_root(ChildError *e) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return child_error(e, "make mounts private", "/");
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0)
+        return child_error(e, "mount tmpfs root", NULL);
     static const char *const sys_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"};
     char dst[512], link[256];
     for (size_t i = 0; i < sizeof sys_dirs / sizeof *sys_dirs; i++) {
@@ -312,73 +362,116 @@ static void build_root(int efd, const Sandbox *sb, const SandboxJob *job) {
         cat_path(dst, sizeof dst, "/tmp", sys_dirs[i]);
         if (S_ISLNK(st.st_mode)) {
             ssize_t n = readlink(sys_dirs[i], link, sizeof link - 1);
-            if (n <= 0) child_fail(efd, "readlink", sys_dirs[i]);
+            if (n <= 0) return child_error(e, "readlink", sys_dirs[i]);
             link[n] = 0;
-            if (symlink(link, dst) != 0) child_fail(efd, "symlink", dst);
+            if (symlink(link, dst) != 0) return child_error(e, "symlink", dst);
         } else if (S_ISDIR(st.st_mode)) {
-            if (mkdir(dst, 0755) != 0) child_fail(efd, "mkdir", dst);
-            bind_ro(efd, sys_dirs[i], dst);
+            if (mkdir(dst, 0755) != 0) return child_error(e, "mkdir", dst);
+            if (bind_ro(e, sys_dirs[i], dst) != 0) return -1;
         }
     }
     // Without /etc the dynamic loader has no cache and searches its built-in directories.
-    if (mkdir("/tmp/dev", 0755) != 0) child_fail(efd, "mkdir", "/tmp/dev");
+    if (mkdir("/tmp/dev", 0755) != 0) return child_error(e, "mkdir", "/tmp/dev");
     static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"};
     for (size_t i = 0; i < sizeof devs / sizeof *devs; i++) {
         cat_path(dst, sizeof dst, "/tmp", devs[i]);
         int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-        if (fd < 0) child_fail(efd, "create", dst);
+        if (fd < 0) return child_error(e, "create", dst);
         close(fd);
-        if (mount(devs[i], dst, NULL, MS_BIND, NULL) != 0) child_fail(efd, "bind", devs[i]);
+        if (mount(devs[i], dst, NULL, MS_BIND, NULL) != 0) return child_error(e, "bind", devs[i]);
     }
-    if (mkdir("/tmp/proc", 0555) != 0) child_fail(efd, "mkdir", "/tmp/proc");
+    static const char *const dirs[] = {"/tmp/proc", "/tmp/h", "/tmp/sandbox"};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+        if (mkdir(dirs[i], 0755) != 0) return child_error(e, "mkdir", dirs[i]);
     if (mount("proc", "/tmp/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-        child_fail(efd, "mount", "/proc");
-    if (mkdir("/tmp/h", 0755) != 0) child_fail(efd, "mkdir", "/tmp/h");
-    write_files(efd, "/tmp/h/", job);
-    if (mkdir("/tmp/sandbox", 0700) != 0) child_fail(efd, "mkdir", "/tmp/sandbox");
-    if (mount("tmpfs", "/tmp/sandbox", "tmpfs", MS_NOSUID | MS_NODEV, sb->scratch_opts) != 0)
-        child_fail(efd, "mount tmpfs", "/sandbox");
-    if (chdir("/tmp") != 0) child_fail(efd, "chdir", "/tmp");
-    if (syscall(SYS_pivot_root, ".", ".") != 0) child_fail(efd, "pivot_root", NULL);
-    if (umount2(".", MNT_DETACH) != 0) child_fail(efd, "detach the old root", NULL);
-    if (chdir("/") != 0) child_fail(efd, "chdir", "/");
+        return child_error(e, "mount", "/proc");
+    if (chdir("/tmp") != 0) return child_error(e, "chdir", "/tmp");
+    if (syscall(SYS_pivot_root, ".", ".") != 0) return child_error(e, "pivot_root", NULL);
+    if (umount2(".", MNT_DETACH) != 0) return child_error(e, "detach the old root", NULL);
+    if (chdir("/") != 0) return child_error(e, "chdir", "/");
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
-        child_fail(efd, "remount read-only", "/");
-    if (chdir("/sandbox") != 0) child_fail(efd, "chdir", "/sandbox");
+        return child_error(e, "remount read-only", "/");
+    return 0;
 }
 
-static __attribute__((noreturn)) void child_main(const ChildArgs *a) {
+typedef struct {
+    const Sandbox *sb;
+    int slot;
+    const char *image;   // (image_len) mapped from the memfd
+    int fds[5];          // become 0..4 (-1: closed)
+    ChildError err;      // set by the child when it fails before execve (it shares the zygote's memory)
+} RunArgs;
+
+// The run's file system: its own /proc, the job files in a tmpfs at /h made read-only, a tmpfs scratch.
+static int run_mounts(ChildError *e, const Sandbox *sb, const char *files, uint32_t nfiles) {
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return child_error(e, "mount", "/proc");
+    if (mount("tmpfs", "/h", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) return child_error(e, "mount tmpfs", "/h");
+    char p[512];
+    for (uint32_t i = 0; i < nfiles; i++) {
+        const char *name = files;
+        files += strlen(name) + 1;
+        uint64_t len;
+        memcpy(&len, files, sizeof len);
+        files += sizeof len;
+        cat_path(p, sizeof p, "/h/", name);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+        if (fd < 0) return child_error(e, "create", p);
+        for (uint64_t off = 0; off < len;) {
+            ssize_t n = write(fd, files + off, len - off);
+            if (n <= 0) return child_error(e, "write", p);
+            off += (uint64_t)n;
+        }
+        close(fd);
+        files += len;
+    }
+    if (mount(NULL, "/h", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
+        return child_error(e, "remount read-only", "/h");
+    if (mount("tmpfs", "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV, sb->scratch_opts) != 0)
+        return child_error(e, "mount tmpfs", "/sandbox");
+    return 0;
+}
+
+// The run's child of the zygote, with its namespaces made by the clone: set up, drop everything, exec.
+// Returns only on failure.
+static int run_exec(RunArgs *a) {
     const Sandbox *sb = a->sb;
     const SandboxLimits *L = &sb->lim;
-    int efd = a->err_fd;
-    char c;
-    if (read(a->sync_fd, &c, 1) != 1) _exit(127);  // the parent failed to set us up
-    close(a->sync_fd);
+    ChildError *e = &a->err;
+    const ImageHead *h = (const ImageHead *)a->image;
+    const char *s = a->image + sizeof *h;
+    char *argv[MAX_ARGS + 1], *envp[MAX_ENV + 1];
+    for (uint32_t i = 0; i < h->argc; i++, s += strlen(s) + 1) argv[i] = (char *)s;
+    for (uint32_t i = 0; i < h->envc; i++, s += strlen(s) + 1) envp[i] = (char *)s;
+    argv[h->argc] = envp[h->envc] = NULL;
+    const char *cwd = s;
+    s += strlen(s) + 1;
     uid_t uid;
     if (!sb->weak) {
-        if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)
-            child_fail(efd, "become namespace root", NULL);
-        if (sethostname("sandbox", 7) != 0) child_fail(efd, "sethostname", NULL);
-        build_root(efd, sb, a->job);
+        TRY(run_mounts(e, sb, s, h->nfiles));
         uid = 1;
     } else {
-        if (setsid() < 0) child_fail(efd, "setsid", NULL);
-        char work[512];
-        cat_path(work, sizeof work, a->weak_dir, "/work");
-        if (chdir(work) != 0) child_fail(efd, "chdir", work);
+        if (setsid() < 0) return child_error(e, "setsid", NULL);
         uid = UID_BASE + 2u * (unsigned)a->slot + 1;
     }
+    // The zygote shares the slot's cgroup, and its resident set counts the caller's pages it was cloned
+    // with: the memory limit's OOM kill must pick the run first. Uid changes (the zygote's, the previous
+    // run's in this same memory) leave it non-dumpable, which gives its /proc files to the host's root.
+    if (prctl(PR_SET_DUMPABLE, 1) != 0) return child_error(e, "PR_SET_DUMPABLE", NULL);
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "1000", 4) != 4) return child_error(e, "raise oom_score_adj", NULL);
+    close(fd);
+    if (chdir(cwd) != 0) return child_error(e, "chdir", cwd);
     // Standard descriptors: first above the range, then into place (sources may sit in 0..4).
     int hi[5];
     for (int i = 0; i < 5; i++) {
         hi[i] = a->fds[i] >= 0 ? fcntl(a->fds[i], F_DUPFD_CLOEXEC, 16) : -1;
-        if (a->fds[i] >= 0 && hi[i] < 0) child_fail(efd, "dup", NULL);
+        if (a->fds[i] >= 0 && hi[i] < 0) return child_error(e, "dup", NULL);
     }
     for (int i = 0; i < 5; i++) {
         if (hi[i] < 0) { close(i); continue; }
-        if (dup2(hi[i], i) != i) child_fail(efd, "dup2", NULL);
+        if (dup2(hi[i], i) != i) return child_error(e, "dup2", NULL);
     }
-    if (syscall(SYS_close_range, 5, ~0u, CLOSE_RANGE_CLOEXEC) != 0) child_fail(efd, "close_range", NULL);
+    if (syscall(SYS_close_range, 5, ~0u, CLOSE_RANGE_CLOEXEC) != 0) return child_error(e, "close_range", NULL);
     struct { int res; rlim_t v; } rl[] = {
         {RLIMIT_CPU, (rlim_t)L->cpu_s}, {RLIMIT_AS, (rlim_t)L->memory_mb << 20},
         {RLIMIT_NPROC, (rlim_t)L->nproc}, {RLIMIT_NOFILE, (rlim_t)L->nofile},
@@ -388,25 +481,231 @@ static __attribute__((noreturn)) void child_main(const ChildArgs *a) {
     for (size_t i = 0; i < sizeof rl / sizeof *rl; i++) {
         // CPU: SIGXCPU at the soft limit, SIGKILL one second later for a program that catches it.
         struct rlimit r = {rl[i].v, rl[i].res == RLIMIT_CPU ? rl[i].v + 1 : rl[i].v};
-        if (setrlimit(rl[i].res, &r) != 0) child_fail(efd, "setrlimit", NULL);
+        if (setrlimit(rl[i].res, &r) != 0) return child_error(e, "setrlimit", NULL);
     }
-    if (syscall(SYS_setgroups, 0, NULL) != 0) child_fail(efd, "setgroups", NULL);
+    if (syscall(SYS_setgroups, 0, NULL) != 0) return child_error(e, "setgroups", NULL);
     if (syscall(SYS_setresgid, uid, uid, uid) != 0 || syscall(SYS_setresuid, uid, uid, uid) != 0)
-        child_fail(efd, "drop to uid", NULL);
-    if (sb->weak && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(efd, "PR_SET_PDEATHSIG", NULL);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(efd, "PR_SET_NO_NEW_PRIVS", NULL);
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sb->filter) != 0) child_fail(efd, "seccomp", NULL);
-    execve(a->job->argv[0], (char *const *)a->job->argv, a->envp);
-    child_fail(efd, "execve", a->job->argv[0]);
+        return child_error(e, "drop to uid", NULL);
+    // Weak mode has no PID namespace to take the program down with the zygote (set after the uid change,
+    // which clears it).
+    if (sb->weak && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return child_error(e, "PR_SET_PDEATHSIG", NULL);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return child_error(e, "PR_SET_NO_NEW_PRIVS", NULL);
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sb->filter) != 0) return child_error(e, "seccomp", NULL);
+    execve(argv[0], argv, envp);
+    return child_error(e, "execve", argv[0]);
+}
+
+static int run_child(void *a) {
+    run_exec(a);
+    return 127;
+}
+
+// Closes every descriptor but keep[0..n) (distinct; -1 entries ignored): the zygote must not hold the
+// caller's files, nor the pipes of other slots' runs.
+static void keep_only(int *keep, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--) { int t = keep[j]; keep[j] = keep[j - 1]; keep[j - 1] = t; }
+    unsigned lo = 0;
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < 0) continue;
+        if ((unsigned)keep[i] > lo) syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+        lo = (unsigned)keep[i] + 1;
+    }
+    syscall(SYS_close_range, lo, ~0u, 0);
+}
+
+static int zygote_setup(const Sandbox *sb, ChildError *e) {
+    if (sb->weak) return 0;
+    if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)
+        return child_error(e, "become namespace root", NULL);
+    if (sethostname("sandbox", 7) != 0) return child_error(e, "sethostname", NULL);
+    return zygote_root(e);
+}
+
+static __attribute__((noreturn)) void zygote_main(const Sandbox *sb, int slot, int sock, int memfd) {
+    int keep[2] = {sock, memfd};
+    keep_only(keep, 2);
+    // The caller's handlers are not ours to run, nor its blocked signals the programs' to inherit. As pid 1
+    // of its namespace, with no handlers the zygote ignores every signal but SIGKILL from outside.
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char go;
+    if (recv(sock, &go, 1, 0) != 1) _exit(0);  // the caller failed to set us up
+    Reply rep = {.kind = Z_READY};
+    char *stack = MAP_FAILED;
+    if (zygote_setup(sb, &rep.err) == 0 &&
+        (stack = mmap(NULL, RUN_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0)) == MAP_FAILED)
+        child_error(&rep.err, "mmap", "the run stack");
+    if (rep.err.err) rep.kind = Z_FAILED;
+    if (send_msg(sock, &rep, sizeof rep, NULL, 0) != 0 || rep.kind == Z_FAILED) _exit(127);
+    for (;;) {
+        Request rq;
+        int fds[5], nfds;
+        // Anything but a request means the caller is gone.
+        if (recv_msg(sock, &rq, sizeof rq, fds, &nfds) != sizeof rq) _exit(0);
+        RunArgs a = {.sb = sb, .slot = slot, .fds = {-1, -1, -1, -1, -1}};
+        memcpy(a.fds, fds, sizeof(int) * (size_t)nfds);
+        Reply r = {.kind = Z_STARTED};
+        int pidfd = -1;
+        pid_t pid = -1;
+        void *img = mmap(NULL, rq.image_len, PROT_READ, MAP_SHARED, memfd, 0);
+        if (img == MAP_FAILED) {
+            child_error(&r.err, "map the job image", NULL);
+        } else {
+            a.image = img;
+            pid = clone(run_child, stack + RUN_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (sb->weak ? 0 : RUN_NS) | SIGCHLD,
+                        &a, &pidfd);
+            if (pid < 0) child_error(&r.err, "clone", NULL);
+            munmap(img, rq.image_len);
+        }
+        for (int i = 0; i < nfds; i++) close(fds[i]);
+        if (pid > 0 && a.err.err) {
+            waitpid(pid, NULL, 0);
+            close(pidfd);
+            r.err = a.err;
+        }
+        if (r.err.err) {
+            r.kind = Z_FAILED;
+            if (send_msg(sock, &r, sizeof r, NULL, 0) != 0) _exit(0);
+            continue;
+        }
+        r.pid = pid;
+        bool gone = send_msg(sock, &r, sizeof r, &pidfd, 1) != 0;
+        // The caller kills the run (it holds the pidfd); it says nothing more until the reply, so a
+        // readable socket means it is gone, and the run goes with it.
+        while (!gone) {
+            struct pollfd pf[2] = {{pidfd, POLLIN, 0}, {sock, POLLIN, 0}};
+            if (poll(pf, 2, -1) < 0) continue;
+            if (pf[0].revents) break;
+            gone = pf[1].revents != 0;
+        }
+        if (gone) {
+            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+            _exit(0);
+        }
+        // pid 1 of a PID namespace is reaped only after every other process in it.
+        int st = 0;
+        waitpid(pid, &st, 0);
+        close(pidfd);
+        r = (Reply){.kind = Z_EXITED, .status = st};
+        if (send_msg(sock, &r, sizeof r, NULL, 0) != 0) _exit(0);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The parent side of a run.
+// The caller's side.
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void close_fd(int *fd) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+static int write_id_maps(pid_t pid, int slot) {
+    char p[64], m[64];
+    unsigned base = UID_BASE + 2u * (unsigned)slot;
+    snprintf(m, sizeof m, "0 %u 2\n", base);
+    snprintf(p, sizeof p, "/proc/%d/uid_map", (int)pid);
+    CHECK(write_str(p, m) == 0, "writing %s: %s", p, strerror(errno));
+    snprintf(p, sizeof p, "/proc/%d/gid_map", (int)pid);
+    CHECK(write_str(p, m) == 0, "writing %s: %s", p, strerror(errno));
+    return 0;
+}
+
+static void zygote_stop(Sandbox *sb, int slot) {
+    Zygote *z = &sb->zy[slot];
+    if (z->pid > 0) {
+        kill(z->pid, SIGKILL);
+        waitpid(z->pid, NULL, 0);
+    }
+    close_fd(&z->pidfd);
+    close_fd(&z->sock);
+    close_fd(&z->memfd);
+    *z = (Zygote){.pidfd = -1, .sock = -1, .memfd = -1};
+}
+
+// Waits up to `seconds` for one reply; 0 on success, -1 (grpo_error()) when none came.
+static int zygote_reply(int sock, double seconds, Reply *r, int *fd) {
+    struct pollfd pf = {sock, POLLIN, 0};
+    int fds[5], nfds = 0;
+    if (poll(&pf, 1, (int)(seconds * 1000)) != 1) return ERR("the sandbox zygote did not answer");
+    ssize_t n = recv_msg(sock, r, sizeof *r, fds, &nfds);
+    for (int i = fd ? 1 : 0; i < nfds; i++) close(fds[i]);
+    if (fd) *fd = nfds > 0 ? fds[0] : -1;
+    CHECK(n == sizeof *r, "the sandbox zygote is gone");
+    return 0;
+}
+
+// The zygote joins the slot's cgroups once, and its runs are born in them: moving a process between
+// cgroups waits for an RCU grace period (milliseconds) on many kernels.
+static int join_cgroups(const SlotCgroup *c, pid_t pid) {
+    char p[600], val[24];
+    snprintf(val, sizeof val, "%d", (int)pid);
+    const char *dirs[2] = {c->mem, !c->v2 ? c->pids : ""};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i][0]) continue;
+        snprintf(p, sizeof p, "%s/cgroup.procs", dirs[i]);
+        CHECK(write_str(p, val) == 0, "joining cgroup %s: %s", p, strerror(errno));
+    }
+    return 0;
+}
+
+static int zygote_start(Sandbox *sb, int slot) {
+    Zygote *z = &sb->zy[slot];
+    int sv[2] = {-1, -1};
+    z->memfd = memfd_create("grpo-sandbox-job", MFD_CLOEXEC);
+    if (z->memfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        ERR("sandbox zygote channel: %s", strerror(errno));
+        goto fail;
+    }
+    pid_t pid = (pid_t)syscall(SYS_clone, (sb->weak ? 0 : ZYGOTE_NS) | SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid == 0) zygote_main(sb, slot, sv[1], z->memfd);
+    close_fd(&sv[1]);
+    if (pid < 0) { ERR("clone: %s", strerror(errno)); goto fail; }
+    z->pid = pid;
+    z->sock = sv[0];
+    sv[0] = -1;
+    z->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (z->pidfd < 0) { ERR("pidfd_open: %s", strerror(errno)); goto fail; }
+    if (!sb->weak && write_id_maps(pid, slot) != 0) goto fail;
+    if (join_cgroups(&sb->cg[slot], pid) != 0) goto fail;
+    Reply r;
+    if (send_msg(z->sock, "g", 1, NULL, 0) != 0) {
+        ERR("starting the sandbox zygote: %s", strerror(errno));
+        goto fail;
+    }
+    if (zygote_reply(z->sock, 30, &r, NULL) != 0) {
+        grpo_error_context("starting the sandbox zygote");
+        goto fail;
+    }
+    if (r.kind != Z_READY) {
+        r.err.step[sizeof r.err.step - 1] = 0;
+        ERR("sandbox set-up failed at %s: %s", r.err.step, strerror(r.err.err));
+        goto fail;
+    }
+    return 0;
+fail:
+    close_fd(&sv[0]);
+    close_fd(&sv[1]);
+    zygote_stop(sb, slot);
+    return -1;
+}
+
+// A slot's zygote, started again when it has died since its last run.
+static int zygote_ready(Sandbox *sb, int slot) {
+    Zygote *z = &sb->zy[slot];
+    struct pollfd pf = {z->pidfd, POLLIN, 0};
+    if (z->pid > 0 && poll(&pf, 1, 0) == 0) return 0;
+    zygote_stop(sb, slot);
+    return zygote_start(sb, slot);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -439,15 +738,51 @@ static int weak_scratch(const Sandbox *sb, int slot, const SandboxJob *job, char
     return 0;
 }
 
-static int write_id_maps(pid_t pid, int slot) {
-    char p[64], m[64];
-    unsigned base = UID_BASE + 2u * (unsigned)slot;
-    snprintf(m, sizeof m, "0 %u 2\n", base);
-    snprintf(p, sizeof p, "/proc/%d/uid_map", (int)pid);
-    CHECK(write_str(p, m) == 0, "writing %s: %s", p, strerror(errno));
-    snprintf(p, sizeof p, "/proc/%d/gid_map", (int)pid);
-    CHECK(write_str(p, m) == 0, "writing %s: %s", p, strerror(errno));
+// Writes the job image (ImageHead) into the slot's memfd; the files go in only when the run child writes
+// them (full mode), weak mode has them on disk already.
+static int put_image(int memfd, const SandboxJob *job, char *const *envp, const char *cwd, bool files,
+                     uint64_t *len) {
+    ImageHead h = {0, 0, files ? (uint32_t)job->nfiles : 0};
+    size_t n = sizeof h + strlen(cwd) + 1;
+    for (; job->argv[h.argc]; h.argc++) n += strlen(job->argv[h.argc]) + 1;
+    for (; envp[h.envc]; h.envc++) n += strlen(envp[h.envc]) + 1;
+    for (uint32_t i = 0; i < h.nfiles; i++) n += strlen(job->files[i].name) + 1 + sizeof(uint64_t) + job->files[i].len;
+    CHECK(h.argc >= 1 && h.argc <= MAX_ARGS && h.envc <= MAX_ENV, "sandbox job: 1 to %d arguments, at most %d "
+          "environment entries", MAX_ARGS, MAX_ENV);
+    char *buf = grpo_malloc(n, "sandbox job image");
+    if (!buf) return -1;
+    char *q = buf;
+    memcpy(q, &h, sizeof h);
+    q += sizeof h;
+    for (uint32_t i = 0; i < h.argc; i++) q = stpcpy(q, job->argv[i]) + 1;
+    for (uint32_t i = 0; i < h.envc; i++) q = stpcpy(q, envp[i]) + 1;
+    q = stpcpy(q, cwd) + 1;
+    for (uint32_t i = 0; i < h.nfiles; i++) {
+        uint64_t fl = job->files[i].len;
+        q = stpcpy(q, job->files[i].name) + 1;
+        memcpy(q, &fl, sizeof fl);
+        memcpy(q + sizeof fl, job->files[i].data, fl);
+        q += sizeof fl + fl;
+    }
+    bool ok = ftruncate(memfd, (off_t)n) == 0 && pwrite(memfd, buf, n, 0) == (ssize_t)n;
+    free(buf);
+    CHECK(ok, "writing the sandbox job image: %s", strerror(errno));
+    *len = n;
     return 0;
+}
+
+// stdin as a file the program reads at its own pace: nothing to feed, no pipe to break.
+static int stdin_file(const SandboxJob *job) {
+    int fd = memfd_create("grpo-sandbox-stdin", MFD_CLOEXEC);
+    CHECK(fd >= 0, "memfd_create: %s", strerror(errno));
+    size_t len = job->stdin_data ? job->stdin_len : 0;
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, job->stdin_data + off, len - off);
+        if (n <= 0) { close(fd); return ERR("writing the sandbox's stdin: %s", strerror(errno)); }
+        off += (size_t)n;
+    }
+    lseek(fd, 0, SEEK_SET);
+    return fd;
 }
 
 typedef struct { char *buf; size_t len, cap; int fd; bool over; } Sink;
@@ -465,19 +800,13 @@ static bool sink_read(Sink *s) {
     return true;
 }
 
-static void close_fd(int *fd) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
-}
-
-int sandbox_run(Sandbox *sb, int slot, const SandboxJob *job, SandboxResult *res) {
+// One attempt at a run. *unstarted tells that the zygote was gone before the program started (it died
+// after the slot's previous run): nothing ran, and a new zygote may try again.
+static int run_attempt(Sandbox *sb, int slot, const SandboxJob *job, SandboxResult *res, bool *unstarted) {
     memset(res, 0, sizeof *res);
-    CHECK(slot >= 0 && slot < sb->lim.slots, "sandbox slot %d out of range [0, %d)", slot, sb->lim.slots);
-    for (int i = 0; i < job->nfiles; i++)
-        CHECK(job->files[i].name[0] && !strchr(job->files[i].name, '/'), "bad sandbox file name '%s'",
-              job->files[i].name);
+    *unstarted = false;
     size_t out_cap = (size_t)sb->lim.output_kb << 10;
-    Sink sinks[3] = {{.cap = out_cap}, {.cap = out_cap}, {.cap = REPORT_CAP}};
+    Sink sinks[3] = {{.cap = out_cap, .fd = -1}, {.cap = out_cap, .fd = -1}, {.cap = REPORT_CAP, .fd = -1}};
     for (int i = 0; i < 3; i++) {
         sinks[i].buf = grpo_malloc(sinks[i].cap + 1, "sandbox output");
         if (!sinks[i].buf) {
@@ -485,19 +814,19 @@ int sandbox_run(Sandbox *sb, int slot, const SandboxJob *job, SandboxResult *res
             return -1;
         }
     }
-    int p_in[2] = {-1, -1}, p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_rep[2] = {-1, -1};
-    int p_sec[2] = {-1, -1}, p_sync[2] = {-1, -1}, p_fail[2] = {-1, -1};
-    int rc = -1, pidfd = -1;
-    pid_t pid = -1;
+    int p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_rep[2] = {-1, -1}, p_sec[2] = {-1, -1};
+    int in_fd = -1, rc = -1, rpidfd = -1;
+    pid_t rpid = 0;
+    Zygote *z = &sb->zy[slot];
     char weak_dir[64] = "";
-    char home[80] = "HOME=/sandbox", tmpdir[80] = "TMPDIR=/sandbox";
+    char home[80] = "HOME=/sandbox", tmpdir[80] = "TMPDIR=/sandbox", cwd[80] = "/sandbox";
     long oom_before = oom_kills(&sb->cg[slot]);
-    if (pipe2(p_in, O_CLOEXEC) || pipe2(p_out, O_CLOEXEC) || pipe2(p_err, O_CLOEXEC) ||
-        pipe2(p_rep, O_CLOEXEC) || pipe2(p_sync, O_CLOEXEC) || pipe2(p_fail, O_CLOEXEC) ||
+    if (pipe2(p_out, O_CLOEXEC) || pipe2(p_err, O_CLOEXEC) || pipe2(p_rep, O_CLOEXEC) ||
         (job->secret && pipe2(p_sec, O_CLOEXEC))) {
         ERR("pipe: %s", strerror(errno));
         goto done;
     }
+    if ((in_fd = stdin_file(job)) < 0) goto done;
     if (job->secret) {
         size_t n = strlen(job->secret);
         if (write(p_sec[1], job->secret, n) != (ssize_t)n) { ERR("writing the secret: %s", strerror(errno)); goto done; }
@@ -507,114 +836,94 @@ int sandbox_run(Sandbox *sb, int slot, const SandboxJob *job, SandboxResult *res
         if (weak_scratch(sb, slot, job, weak_dir, sizeof weak_dir) != 0) goto done;
         snprintf(home, sizeof home, "HOME=%s/work", weak_dir);
         snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s/work", weak_dir);
+        snprintf(cwd, sizeof cwd, "%s/work", weak_dir);
     }
     char *envp[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", home, tmpdir, NULL};
-    ChildArgs a = {.sb = sb, .job = job, .slot = slot, .fds = {p_in[0], p_out[1], p_err[1], p_rep[1], p_sec[0]},
-                   .sync_fd = p_sync[0], .err_fd = p_fail[1], .weak_dir = weak_dir, .envp = envp};
+    int child_fds[5] = {in_fd, p_out[1], p_err[1], p_rep[1], p_sec[0]};
     double t0 = now_s();
-    pid = (pid_t)syscall(SYS_clone, (sb->weak ? 0 : NS_FLAGS) | SIGCHLD, NULL, NULL, NULL, 0);
-    if (pid < 0) { ERR("clone: %s", strerror(errno)); goto done; }
-    if (pid == 0) {
-        close(p_sync[1]);
-        child_main(&a);
-    }
-    close_fd(&p_in[0]); close_fd(&p_out[1]); close_fd(&p_err[1]); close_fd(&p_rep[1]);
-    close_fd(&p_sec[0]); close_fd(&p_sync[0]); close_fd(&p_fail[1]);
-    char pidstr[24];
-    snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
-    const SlotCgroup *cg = &sb->cg[slot];
-    char procs[600];
-    bool setup_ok = sb->weak || write_id_maps(pid, slot) == 0;
-    if (setup_ok && cg->mem[0]) {
-        snprintf(procs, sizeof procs, "%s/cgroup.procs", cg->mem);
-        setup_ok = write_str(procs, pidstr) == 0 || ERR("joining cgroup %s: %s", procs, strerror(errno)) == 0;
-    }
-    if (setup_ok && cg->pids[0] && !cg->v2) {
-        snprintf(procs, sizeof procs, "%s/cgroup.procs", cg->pids);
-        setup_ok = write_str(procs, pidstr) == 0 || ERR("joining cgroup %s: %s", procs, strerror(errno)) == 0;
-    }
-    if (!setup_ok || write(p_sync[1], "g", 1) != 1) {
-        if (setup_ok) ERR("starting the sandbox child: %s", strerror(errno));
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+    Request rq;
+    if (zygote_ready(sb, slot) != 0 || put_image(z->memfd, job, envp, cwd, !sb->weak, &rq.image_len) != 0) goto done;
+    if (send_msg(z->sock, &rq, sizeof rq, child_fds, job->secret ? 5 : 4) != 0) {
+        ERR("sending a run to the sandbox zygote: %s", strerror(errno));
+        *unstarted = true;
+        zygote_stop(sb, slot);
         goto done;
     }
-    close_fd(&p_sync[1]);
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    close_fd(&in_fd); close_fd(&p_out[1]); close_fd(&p_err[1]); close_fd(&p_rep[1]); close_fd(&p_sec[0]);
     for (int i = 0; i < 3; i++) {
         sinks[i].fd = i == 0 ? p_out[0] : i == 1 ? p_err[0] : p_rep[0];
         fcntl(sinks[i].fd, F_SETFL, O_NONBLOCK);
     }
     p_out[0] = p_err[0] = p_rep[0] = -1;
-    fcntl(p_in[1], F_SETFL, O_NONBLOCK);
-    size_t in_off = 0, in_len = job->stdin_data ? job->stdin_len : 0;
-    if (in_len == 0) close_fd(&p_in[1]);
-    ChildError cerr = {0};
-    size_t cerr_len = 0;
-    bool exited = false, killed = false;
+    Reply r = {0};
+    bool exited = false, failed = false, lost = false, killed = false;
+    int status = 0;
     double deadline = t0 + sb->lim.timeout_s;
     for (;;) {
-        struct pollfd pf[6];
-        int np = 0, idx_in = -1, idx_fail = -1, idx_pid = -1, idx_sink[3] = {-1, -1, -1};
+        struct pollfd pf[4];
+        int np = 0, idx_z = -1, idx_sink[3] = {-1, -1, -1};
         for (int i = 0; i < 3; i++)
             if (sinks[i].fd >= 0) { idx_sink[i] = np; pf[np++] = (struct pollfd){sinks[i].fd, POLLIN, 0}; }
-        if (p_in[1] >= 0) { idx_in = np; pf[np++] = (struct pollfd){p_in[1], POLLOUT, 0}; }
-        if (p_fail[0] >= 0) { idx_fail = np; pf[np++] = (struct pollfd){p_fail[0], POLLIN, 0}; }
-        if (!exited) { idx_pid = np; pf[np++] = (struct pollfd){pidfd, POLLIN, 0}; }
-        bool open_sinks = idx_sink[0] >= 0 || idx_sink[1] >= 0 || idx_sink[2] >= 0;
-        if (exited && !open_sinks && p_fail[0] < 0) break;
+        bool waiting = !exited && !failed && !lost;
+        if (waiting) { idx_z = np; pf[np++] = (struct pollfd){z->sock, POLLIN, 0}; }
+        if (!waiting && np == 0) break;
         double t = now_s();
         // After a kill the tree dies at once; the extra seconds only guard against a stuck descriptor.
         if (killed && t > deadline + 5) break;
-        if (!killed && t >= deadline) {
-            res->timed_out = true;
+        if (!killed && t >= deadline) res->timed_out = true;
+        bool over = sinks[0].over || sinks[1].over || sinks[2].over;
+        if (!killed && (res->timed_out || over)) {
+            res->output_limit = sinks[0].over || sinks[1].over;
             killed = true;
-            kill(pid, SIGKILL);
-            if (sb->weak) kill(-pid, SIGKILL);
-            continue;
+        }
+        // Before the zygote's Z_STARTED there is no pidfd yet: the kill waits for it.
+        if (killed && rpidfd >= 0) {
+            syscall(SYS_pidfd_send_signal, rpidfd, SIGKILL, NULL, 0);
+            if (sb->weak) kill(-rpid, SIGKILL);
+            close_fd(&rpidfd);
         }
         int wait_ms = (int)((killed ? deadline + 5 - t : deadline - t) * 1000) + 1;
-        int r = poll(pf, (nfds_t)np, wait_ms);
-        if (r < 0 && errno != EINTR) { ERR("poll: %s", strerror(errno)); break; }
-        if (r <= 0) continue;
-        for (int i = 0; i < 3; i++) {
-            if (idx_sink[i] < 0 || !pf[idx_sink[i]].revents) continue;
-            if (!sink_read(&sinks[i])) close_fd(&sinks[i].fd);
-            if (sinks[i].over && !killed) {
-                if (i < 2) res->output_limit = true;
-                killed = true;
-                kill(pid, SIGKILL);
-                if (sb->weak) kill(-pid, SIGKILL);
+        int n = poll(pf, (nfds_t)np, wait_ms);
+        if (n < 0 && errno != EINTR) { ERR("poll: %s", strerror(errno)); break; }
+        if (n <= 0) continue;
+        for (int i = 0; i < 3; i++)
+            if (idx_sink[i] >= 0 && pf[idx_sink[i]].revents && !sink_read(&sinks[i])) close_fd(&sinks[i].fd);
+        if (idx_z >= 0 && pf[idx_z].revents) {
+            int fd = -1;
+            if (zygote_reply(z->sock, 0, &r, &fd) != 0 || (r.kind == Z_STARTED && fd < 0)) {
+                lost = true;
+            } else if (r.kind == Z_STARTED) {
+                rpidfd = fd;
+                rpid = r.pid;
+                fd = -1;
+            } else {
+                failed = r.kind == Z_FAILED;
+                exited = r.kind == Z_EXITED;
+                status = r.status;
             }
-        }
-        if (idx_in >= 0 && pf[idx_in].revents) {
-            ssize_t n = pf[idx_in].revents & POLLOUT ? write(p_in[1], job->stdin_data + in_off, in_len - in_off) : -1;
-            if (n > 0) in_off += (size_t)n;
-            if ((n < 0 && errno != EAGAIN) || in_off == in_len) close_fd(&p_in[1]);
-        }
-        if (idx_fail >= 0 && pf[idx_fail].revents) {
-            ssize_t n = read(p_fail[0], (char *)&cerr + cerr_len, sizeof cerr - cerr_len);
-            if (n > 0) cerr_len += (size_t)n;
-            else close_fd(&p_fail[0]);
-        }
-        if (idx_pid >= 0 && pf[idx_pid].revents) {
-            exited = true;
+            close_fd(&fd);
             // Weak mode: the program's leftover children share its process group.
-            if (sb->weak) kill(-pid, SIGKILL);
+            if ((exited || lost) && sb->weak && rpid > 0) kill(-rpid, SIGKILL);
         }
     }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (sb->weak) kill(-pid, SIGKILL);
+    if (sb->weak && rpid > 0) kill(-rpid, SIGKILL);
     res->wall_s = now_s() - t0;
-    if (cerr_len == sizeof cerr) {
-        cerr.step[sizeof cerr.step - 1] = 0;
-        ERR("sandbox set-up failed at %s: %s", cerr.step, strerror(cerr.err));
+    // A zygote that lost track of its run is not trusted with the next one.
+    if (!exited && !failed) zygote_stop(sb, slot);
+    if (failed) {
+        r.err.step[sizeof r.err.step - 1] = 0;
+        ERR("sandbox set-up failed at %s: %s", r.err.step, strerror(r.err.err));
         goto done;
     }
-    res->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    res->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-    res->oom = oom_kills(cg) > oom_before;
+    if (lost) {
+        ERR("the sandbox zygote of slot %d died %s the run", slot, rpid ? "during" : "before");
+        *unstarted = rpid == 0;
+        goto done;
+    }
+    if (!exited) status = SIGKILL;  // killed and stuck: the zygote went down with it
+    res->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    res->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    res->oom = oom_kills(&sb->cg[slot]) > oom_before;
     char **dst[3] = {&res->out, &res->err, &res->report};
     size_t *lens[3] = {&res->out_len, &res->err_len, &res->report_len};
     for (int i = 0; i < 3; i++) {
@@ -625,11 +934,23 @@ int sandbox_run(Sandbox *sb, int slot, const SandboxJob *job, SandboxResult *res
     }
     rc = 0;
 done:
-    for (int i = 0; i < 3; i++) { free(sinks[i].buf); if (sinks[i].buf || rc != 0) close_fd(&sinks[i].fd); }
-    int *all[] = {&p_in[0], &p_in[1], &p_out[0], &p_out[1], &p_err[0], &p_err[1], &p_rep[0], &p_rep[1],
-                  &p_sec[0], &p_sec[1], &p_sync[0], &p_sync[1], &p_fail[0], &p_fail[1], &pidfd};
+    for (int i = 0; i < 3; i++) { free(sinks[i].buf); close_fd(&sinks[i].fd); }
+    int *all[] = {&p_out[0], &p_out[1], &p_err[0], &p_err[1], &p_rep[0], &p_rep[1], &p_sec[0], &p_sec[1],
+                  &in_fd, &rpidfd};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) close_fd(all[i]);
     if (weak_dir[0]) nftw(weak_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}
+
+int sandbox_run(Sandbox *sb, int slot, const SandboxJob *job, SandboxResult *res) {
+    memset(res, 0, sizeof *res);
+    CHECK(slot >= 0 && slot < sb->lim.slots, "sandbox slot %d out of range [0, %d)", slot, sb->lim.slots);
+    for (int i = 0; i < job->nfiles; i++)
+        CHECK(job->files[i].name[0] && !strchr(job->files[i].name, '/'), "bad sandbox file name '%s'",
+              job->files[i].name);
+    bool unstarted;
+    int rc = run_attempt(sb, slot, job, res, &unstarted);
+    if (rc != 0 && unstarted) rc = run_attempt(sb, slot, job, res, &unstarted);
     return rc;
 }
 
@@ -647,14 +968,14 @@ int sandbox_leftover(const Sandbox *sb, int slot) {
     if (c->pids[0]) {
         snprintf(p, sizeof p, "%s/cgroup.procs", c->pids);
         FILE *f = fopen(p, "re");
-        while (f && fgets(buf, sizeof buf, f)) n++;
+        while (f && fgets(buf, sizeof buf, f)) n += atoi(buf) != sb->zy[slot].pid;
         if (f) fclose(f);
         return n;
     }
     unsigned lo = UID_BASE + 2u * (unsigned)slot;
     DIR *d = opendir("/proc");
     for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        if (!isdigit((unsigned char)e->d_name[0])) continue;
+        if (!isdigit((unsigned char)e->d_name[0]) || atoi(e->d_name) == sb->zy[slot].pid) continue;
         snprintf(p, sizeof p, "/proc/%s/status", e->d_name);
         FILE *f = fopen(p, "re");
         unsigned uid = 0;
@@ -687,7 +1008,7 @@ static void refused_namespaces(char *out, size_t cap) {
     }
 }
 
-// One trivial run through the full set-up: the namespaces, the mounts, the uid maps, seccomp, exec.
+// One trivial run through the full set-up: the zygote, the namespaces, the mounts, seccomp, exec.
 static int probe(Sandbox *sb) {
     const char *argv[] = {"/usr/bin/true", NULL};
     SandboxJob job = {.argv = argv};
@@ -710,8 +1031,13 @@ Sandbox *sandbox_create(const SandboxLimits *limits) {
     if (!sb) return NULL;
     sb->lim = *limits;
     sb->cg = grpo_calloc((size_t)limits->slots, sizeof *sb->cg, "sandbox cgroups");
+    sb->zy = grpo_calloc((size_t)limits->slots, sizeof *sb->zy, "sandbox zygotes");
+    for (int s = 0; sb->zy && s < limits->slots; s++) sb->zy[s] = (Zygote){.pidfd = -1, .sock = -1, .memfd = -1};
+    if (!sb->cg || !sb->zy) { sandbox_destroy(sb); return NULL; }
     snprintf(sb->scratch_opts, sizeof sb->scratch_opts, "size=%ldm,mode=0700,uid=1,gid=1", limits->scratch_mb);
-    if (!sb->cg || build_filter(sb) != 0) { sandbox_destroy(sb); return NULL; }
+    char cgroups[160];
+    setup_cgroups(sb, cgroups, sizeof cgroups);
+    if (build_filter(sb) != 0) { sandbox_destroy(sb); return NULL; }
     if (probe(sb) != 0) {
         char refused[128];
         refused_namespaces(refused, sizeof refused);
@@ -728,23 +1054,29 @@ Sandbox *sandbox_create(const SandboxLimits *limits) {
         fprintf(stderr, "WARNING: sandbox: full isolation is not available (%s); running in WEAK mode "
                 "(rlimits, seccomp, uid %u+, process-group kill, scratch under /tmp) because "
                 "allow_weak_isolation is set\n", why, UID_BASE);
+        // Slot 0's zygote may be up (a run failed, not its start): it holds the full-mode settings.
+        zygote_stop(sb, 0);
         free(sb->filter.filter);
         sb->filter.filter = NULL;
         sb->weak = true;
         if (build_filter(sb) != 0 || probe(sb) != 0) { sandbox_destroy(sb); return NULL; }
         snprintf(sb->layers, sizeof sb->layers, "WEAK: no namespaces (%s); seccomp; rlimits; uid %u+; "
-                 "process-group kill", why, UID_BASE);
+                 "process-group kill%s", why, UID_BASE, cgroups);
     } else {
         snprintf(sb->layers, sizeof sb->layers, "namespaces: user pid net mount ipc uts; uid 0->%u; "
-                 "read-only root, tmpfs scratch; seccomp; rlimits; no capabilities", UID_BASE);
+                 "read-only root, tmpfs scratch; seccomp; rlimits; no capabilities%s", UID_BASE, cgroups);
     }
-    setup_cgroups(sb);
+    // The other slots' zygotes now, while this process is likely small: each is a copy of it.
+    for (int s = 1; s < limits->slots; s++)
+        if (zygote_start(sb, s) != 0) { sandbox_destroy(sb); return NULL; }
     return sb;
 }
 
 void sandbox_destroy(Sandbox *sb) {
     if (!sb) return;
+    for (int s = 0; sb->zy && s < sb->lim.slots; s++) zygote_stop(sb, s);
     if (sb->cg) remove_cgroups(sb);
+    free(sb->zy);
     free(sb->cg);
     free(sb->filter.filter);
     free(sb);

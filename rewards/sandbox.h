@@ -1,11 +1,19 @@
 // A sandbox for running untrusted programs (model completions) with hard limits. Full mode: each run is a
-// child in new user, PID, network, mount, IPC and UTS namespaces, mapped to an unprivileged host uid, whose
-// root is a read-only tmpfs holding only /usr (and its /bin, /lib links) read-only, /dev/{null,zero,full,
-// random,urandom}, its own /proc, the read-only job files under /h and a writable tmpfs scratch /sandbox;
-// rlimits, a seccomp filter, a cleared environment, no capabilities; a wall-clock kill of the PID namespace;
-// capped outputs. Per worker slot, cgroups (v1 or v2) cap the memory and process count of a whole run when
-// the machine allows. Weak mode (only when namespaces are refused and the caller allows it): same rlimits
-// and seccomp filter, uid 65534, a scratch dir under /tmp removed afterwards, the process group killed.
+// process in the user, network and UTS namespaces of its worker slot and in PID, mount and IPC namespaces
+// of its own, mapped to an unprivileged host uid, whose root is a read-only tmpfs holding only /usr (and its
+// /bin, /lib links) read-only, /dev/{null,zero,full,random,urandom}, its own /proc, the read-only job files
+// under /h and a writable tmpfs scratch /sandbox; rlimits, a seccomp filter, a cleared environment, no
+// capabilities; a wall-clock kill of its PID namespace; capped outputs. Per worker slot, cgroups (v1 or v2)
+// cap the memory and process count of a whole run when the machine allows. Weak mode (only when namespaces
+// are refused and the caller allows it): same rlimits and seccomp filter, uid 1999000000+, a scratch dir
+// under /tmp removed afterwards, the process group killed.
+//
+// Runs are started by a long-lived process per slot, its zygote (sandbox.c), cloned from the caller once:
+// a run copies no page of the caller (a trainer's gigabytes) and makes no user or network namespace, the
+// costly ones. Nothing of a run reaches the next: a slot's runs never overlap, a run's whole PID namespace
+// is gone before it returns, its /proc, /h, scratch and SysV IPC objects go with it, and in the shared
+// namespaces no interface is up and the program has no capability to change anything. A zygote that dies
+// is replaced by the slot's next run.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,6 +77,10 @@ typedef struct {
 // the program ran (whatever it did), -1 (grpo_error()) when the sandbox itself could not be set up.
 int sandbox_run(Sandbox *sb, int slot, const SandboxJob *job, SandboxResult *res);
 void sandbox_result_free(SandboxResult *res);
+
+// The host pid of slot `slot`'s zygote, the long-lived process that starts the slot's runs (0 when none is
+// up; the slot's next run starts one, so a zygote that died is replaced).
+int sandbox_zygote_pid(const Sandbox *sb, int slot);
 
 // Processes of slot `slot` still alive on the host (its cgroup's members, or else processes with its uids);
 // 0 after every run, whatever the program did.

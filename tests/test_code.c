@@ -1,5 +1,5 @@
 // The code reward: program extraction, the three test forms, the verdict kinds, partial credit, the
-// secret-token rule and the worker pool.
+// secret-token rule, the worker pool and its asynchronous interface.
 #include "rewards/code.h"
 #include "common/error.h"
 #include "rewards/sandbox.h"
@@ -93,6 +93,20 @@ static void test_stdio_form(void) {
     EXPECT_VERDICT(&R, &t, "print(int(input()) + 1)", 0, "runtime_error");
     EXPECT_VERDICT(&R, &t, "while True: pass", 0, "timeout");
     cJSON_Delete(t.meta);
+    // A megabyte of input, read in full or not at all (a program that exits without reading it must not
+    // break anything on this side).
+    enum { WORDS = 500000 };
+    char *big = malloc(2 * WORDS + 1);
+    for (int i = 0; i < WORDS; i++) memcpy(big + 2 * i, "x ", 2);
+    big[2 * WORDS] = 0;
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddItemToObject(meta, "inputs", cJSON_CreateStringArray((const char *const[]){big}, 1));
+    cJSON_AddItemToObject(meta, "outputs", cJSON_CreateStringArray((const char *const[]){"500000"}, 1));
+    t.meta = meta;
+    EXPECT_VERDICT(&R, &t, "import sys\nprint(len(sys.stdin.read().split()))", 1, "passed");
+    EXPECT_VERDICT(&R, &t, "print(500000)", 1, "passed");
+    cJSON_Delete(meta);
+    free(big);
 }
 
 static void test_verdict_kinds(void) {
@@ -165,6 +179,51 @@ static void test_batch_parallel(void) {
     cJSON_Delete(t.meta);
 }
 
+// Batches submitted while the caller keeps computing complete with the results of the synchronous path,
+// whatever order they are waited for in.
+static void test_async(void) {
+    enum { N = 12 };
+    Task t = task_json(MB);
+    const Task *tasks[N];
+    const char *comps[N];
+    for (int i = 0; i < N; i++) {
+        tasks[i] = &t;
+        comps[i] = i % 4 == 0 ? "def sq(x): return x * x" : i % 4 == 1 ? "def sq(x): return x"
+                 : i % 4 == 2 ? "import time\ntime.sleep(0.3)\ndef sq(x): return x * x" : "def sq(x): raise ValueError";
+    }
+    float want[N], got[2][N];
+    RewardDetail dwant[N], dgot[2][N];
+    reward_score_batch(&R, tasks, comps, N, want, dwant);
+    CodeBatch *b[2];
+    for (int k = 0; k < 2; k++) b[k] = code_reward_submit(&R, tasks, comps, N, got[k], dgot[k]);
+    EXPECT(b[0] && b[1], "submit: %s", grpo_error());
+    double work = 0;
+    long rounds = 0;
+    while (b[1] && !code_reward_done(b[1])) {
+        for (int k = 1; k < 100000; k++) work += sqrt((double)k);
+        rounds++;
+    }
+    EXPECT(rounds > 0 && work > 0, "the batches were scored before the caller did any work");
+    for (int k = 1; k >= 0; k--) {
+        if (!b[k]) continue;
+        code_reward_wait(b[k]);
+        for (int i = 0; i < N; i++)
+            EXPECT(got[k][i] == want[i] && !strcmp(dgot[k][i].verdict, dwant[i].verdict) &&
+                   dgot[k][i].parts[0].value == dwant[i].parts[0].value,
+                   "batch %d item %d: %g %s, synchronously %g %s", k, i, got[k][i], dgot[k][i].verdict, want[i],
+                   dwant[i].verdict);
+    }
+    CodeBatch *empty = code_reward_submit(&R, tasks, comps, 0, got[0], NULL);
+    EXPECT(empty && code_reward_done(empty), "an empty batch is not done at once");
+    if (empty) code_reward_wait(empty);
+    Reward m;
+    EXPECT(reward_create(&m, "math", NULL) == 0, "%s", grpo_error());
+    EXPECT(!code_reward_submit(&m, tasks, comps, 1, got[0], NULL) && strstr(grpo_error(), "not a code reward"),
+           "submitting to a math reward: %s", grpo_error());
+    reward_destroy(&m);
+    cJSON_Delete(t.meta);
+}
+
 static void test_task_and_option_errors(void) {
     Task t = task_json("{\"question\": \"no tests\"}");
     EXPECT(R.check_task(&R, &t) != 0 && strstr(grpo_error(), "no tests"), "no-test task: %s", grpo_error());
@@ -199,6 +258,7 @@ int main(void) {
     RUN_TEST(test_token_forgery);
     RUN_TEST(test_monkey_patching);
     RUN_TEST(test_batch_parallel);
+    RUN_TEST(test_async);
     RUN_TEST(test_task_and_option_errors);
     reward_destroy(&R);
     reward_destroy(&RP);

@@ -1,5 +1,6 @@
 // The adversarial suite: hostile programs through the code reward. Each must end with the right verdict,
-// leave no process behind, write nothing outside its scratch directory, and leave this process unharmed.
+// leave no process behind, write nothing outside its scratch directory, and leave this process unharmed;
+// nothing a run leaves reaches the next run of its slot, and a slot's zygote that dies is replaced.
 // Then the refusal path: where namespaces are refused, the sandbox refuses to run unless weak mode is
 // allowed, and weak mode still contains what it claims to.
 #define _GNU_SOURCE
@@ -13,8 +14,10 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -166,6 +169,61 @@ static void test_environment_and_files(void) {
     EXPECT(strcmp(getenv("GRPO_TEST_SECRET"), secret) == 0, "this process's environment changed");
 }
 
+// Runs of a slot share its zygote, never their state: a run finds none of the files, processes, SysV IPC
+// objects, sockets or host name that the one before it left.
+static void test_runs_do_not_share(void) {
+    adversary("leaves files, processes, IPC objects and a socket",
+              "import ctypes, os, socket, time\nopen('/sandbox/left-behind', 'w').write('x')\n"
+              "c = ctypes.CDLL(None, use_errno=True)\n"
+              "made = c.shmget(0x67727030, 4096, 0o1666) >= 0 and c.msgget(0x67727030, 0o1666) >= 0\n"
+              "s = socket.socket(socket.AF_UNIX)\ns.bind('\\0grpo-left-behind')\ns.listen(1)\n"
+              "try:\n    socket.sethostname('changed')\nexcept OSError:\n    pass\n"
+              "if os.fork() == 0:\n    time.sleep(60)\n"
+              "def f(x): return x + 1 if made else 0\n", "passed", 6);
+    adversary("finds nothing of the run before",
+              "import ctypes, os, socket\nc = ctypes.CDLL(None, use_errno=True)\n"
+              "seen = [os.path.exists('/sandbox/left-behind'), c.shmget(0x67727030, 0, 0) >= 0,\n"
+              "        c.msgget(0x67727030, 0) >= 0, socket.gethostname() != 'sandbox',\n"
+              "        [p for p in os.listdir('/proc') if p.isdigit()] != ['1']]\n"
+              "try:\n    socket.socket(socket.AF_UNIX).connect('\\0grpo-left-behind')\n    seen.append(True)\n"
+              "except OSError:\n    pass\ndef f(x): return x + 1 if not any(seen) else 0\n", "passed", 6);
+}
+
+static void *kill_later(void *p) {
+    usleep(500 * 1000);
+    kill(*(pid_t *)p, SIGKILL);
+    return NULL;
+}
+
+// A zygote that dies, between runs or during one, is replaced; the run it took down is a sandbox error,
+// never a pass, and leaves nothing behind. Destroying the sandbox ends every zygote.
+static void test_zygote_recovery(void) {
+    Sandbox *sb = reward_code_sandbox(&R);
+    pid_t z = sandbox_zygote_pid(sb, 0);
+    EXPECT(z > 0, "slot 0 has no zygote");
+    kill(z, SIGKILL);
+    adversary("first run after the zygote was killed", "def f(x): return x + 1\n", "passed", 6);
+    pid_t z2 = sandbox_zygote_pid(sb, 0);
+    EXPECT(z2 > 0 && z2 != z, "zygote %d was not replaced (now %d)", (int)z, (int)z2);
+    pthread_t th;
+    if (z2 > 0 && pthread_create(&th, NULL, kill_later, &z2) == 0) {
+        adversary("the zygote dies during the run", "import time\ntime.sleep(2)\ndef f(x): return x + 1\n",
+                  "sandbox_error", 6);
+        pthread_join(th, NULL);
+    }
+    adversary("first run after the zygote died in one", "def f(x): return x + 1\n", "passed", 6);
+    EXPECT(sandbox_zygote_pid(sb, 0) > 0 && sandbox_zygote_pid(sb, 0) != z2, "zygote %d was not replaced", (int)z2);
+
+    Reward two;
+    cJSON *o = cJSON_Parse("{\"workers\": 2}");
+    EXPECT(reward_create(&two, "code", o) == 0, "%s", grpo_error());
+    pid_t zs[2] = {sandbox_zygote_pid(reward_code_sandbox(&two), 0), sandbox_zygote_pid(reward_code_sandbox(&two), 1)};
+    reward_destroy(&two);
+    cJSON_Delete(o);
+    for (int i = 0; i < 2; i++)
+        EXPECT(zs[i] > 0 && kill(zs[i], 0) != 0 && errno == ESRCH, "zygote %d of slot %d outlived its sandbox", (int)zs[i], i);
+}
+
 // Namespaces refused (simulated with a seccomp filter in a child process, as a locked-down container
 // would do): the sandbox must refuse loudly, and weak mode must work only when allowed.
 static int weak_mode_child(void) {
@@ -252,6 +310,8 @@ int main(void) {
     RUN_TEST(test_escapes);
     RUN_TEST(test_network);
     RUN_TEST(test_environment_and_files);
+    RUN_TEST(test_runs_do_not_share);
+    RUN_TEST(test_zygote_recovery);
     RUN_TEST(test_refusal_and_weak_mode);
     reward_destroy(&R);
     cJSON_Delete(o);
