@@ -44,6 +44,8 @@
 #define MAX_ARGS 64
 #define MAX_ENV 8
 #define RUN_STACK (256 * 1024)
+#define FILTER_MAX 256          // seccomp instructions (the filter has about 100)
+#define ZYGOTE_ENV "GRPO_SANDBOX_ZYGOTE"
 
 typedef struct {
     char mem[512], pids[512];   // per-slot cgroup directories ("" when that controller is not in use)
@@ -133,6 +135,7 @@ static int build_filter(Sandbox *sb) {
     if (fd >= 0) close(fd);
     seccomp_release(ctx);
     CHECK(sb->filter.filter, "building the seccomp filter failed (rule error %d)", rc);
+    CHECK(sb->filter.len <= FILTER_MAX, "the seccomp filter has %u instructions, more than %d", sb->filter.len, FILTER_MAX);
     return 0;
 }
 
@@ -256,16 +259,19 @@ static void remove_cgroups(Sandbox *sb) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The zygote. A slot's runs are started by one long-lived process, cloned from the caller once: in full
-// mode it is pid 1 of its own PID namespace, root of its user namespace, and has pivoted into the
-// read-only root that every run shares. For each run it clones a child with CLONE_VM | CLONE_VFORK, as
-// posix_spawn does, so neither its pages nor the caller's (a trainer may hold gigabytes) are ever copied,
-// and that child makes the run's own namespaces and mounts, then execs the program.
+// The zygote. A slot's runs are started by one long-lived process: cloned from the caller into the slot's
+// namespaces (in full mode it is pid 1 of its own PID namespace and root of its user namespace), it execs
+// this same program again (/proc/self/exe, with ZYGOTE_ENV set), which hands it to zygote_main before
+// main() runs. So it holds none of the caller's memory: a fork alone would pin, copy-on-write, every page
+// the caller (a trainer, gigabytes) later changes. It then pivots into the read-only root that every run
+// shares. For each run it clones a child with CLONE_VM | CLONE_VFORK, as posix_spawn does, which makes
+// the run's own namespaces and mounts, then execs the program.
 //
-// The zygote and the run child come from a clone of a possibly multi-threaded process, so they only make
-// system calls on memory prepared before it: libc's set*id wrappers would wait for the caller's other
-// threads, which do not exist there, and malloc's lock may be held by one of them. A failing step is
-// recorded as (errno, step) and sent back to the caller.
+// Between the clone from the caller and its execve, the zygote is a copy of a possibly multi-threaded
+// process, so it only makes system calls there: libc's set*id wrappers would wait for the caller's other
+// threads, which do not exist there, and malloc's lock may be held by one of them. The run child shares
+// the zygote's memory until its execve and keeps to system calls too. A failing step is recorded as
+// (errno, step) and sent back to the caller.
 
 typedef struct { int err; char step[124]; } ChildError;
 
@@ -273,6 +279,15 @@ typedef struct { int err; char step[124]; } ChildError;
 // of the memfd; the descriptors stdin, stdout, stderr, report and (optionally) secret ride along.
 typedef struct { uint64_t image_len; } Request;
 enum { Z_READY, Z_STARTED, Z_FAILED, Z_EXITED };
+// Caller -> zygote, once after its execve: what its runs need of the Sandbox.
+typedef struct {
+    SandboxLimits lim;
+    int slot;
+    bool weak;
+    char scratch_opts[96];
+    unsigned short filter_len;
+    struct sock_filter filter[FILTER_MAX];
+} ZygoteConfig;
 // Zygote -> caller: set up (Z_READY); the run's program is executing (Z_STARTED, with its pidfd); setting
 // up the zygote or a run failed (Z_FAILED); the run's PID namespace is gone (Z_EXITED, wait status).
 typedef struct { int kind, status, pid; ChildError err; } Reply;
@@ -395,15 +410,14 @@ static int zygote_root(ChildError *e) {
 }
 
 typedef struct {
-    const Sandbox *sb;
-    int slot;
+    const ZygoteConfig *cfg;
     const char *image;   // (image_len) mapped from the memfd
     int fds[5];          // become 0..4 (-1: closed)
     ChildError err;      // set by the child when it fails before execve (it shares the zygote's memory)
 } RunArgs;
 
 // The run's file system: its own /proc, the job files in a tmpfs at /h made read-only, a tmpfs scratch.
-static int run_mounts(ChildError *e, const Sandbox *sb, const char *files, uint32_t nfiles) {
+static int run_mounts(ChildError *e, const ZygoteConfig *cfg, const char *files, uint32_t nfiles) {
     if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return child_error(e, "mount", "/proc");
     if (mount("tmpfs", "/h", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) return child_error(e, "mount tmpfs", "/h");
     char p[512];
@@ -426,7 +440,7 @@ static int run_mounts(ChildError *e, const Sandbox *sb, const char *files, uint3
     }
     if (mount(NULL, "/h", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
         return child_error(e, "remount read-only", "/h");
-    if (mount("tmpfs", "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV, sb->scratch_opts) != 0)
+    if (mount("tmpfs", "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV, cfg->scratch_opts) != 0)
         return child_error(e, "mount tmpfs", "/sandbox");
     return 0;
 }
@@ -434,8 +448,8 @@ static int run_mounts(ChildError *e, const Sandbox *sb, const char *files, uint3
 // The run's child of the zygote, with its namespaces made by the clone: set up, drop everything, exec.
 // Returns only on failure.
 static int run_exec(RunArgs *a) {
-    const Sandbox *sb = a->sb;
-    const SandboxLimits *L = &sb->lim;
+    const ZygoteConfig *cfg = a->cfg;
+    const SandboxLimits *L = &cfg->lim;
     ChildError *e = &a->err;
     const ImageHead *h = (const ImageHead *)a->image;
     const char *s = a->image + sizeof *h;
@@ -446,16 +460,16 @@ static int run_exec(RunArgs *a) {
     const char *cwd = s;
     s += strlen(s) + 1;
     uid_t uid;
-    if (!sb->weak) {
-        TRY(run_mounts(e, sb, s, h->nfiles));
+    if (!cfg->weak) {
+        TRY(run_mounts(e, cfg, s, h->nfiles));
         uid = 1;
     } else {
         if (setsid() < 0) return child_error(e, "setsid", NULL);
-        uid = UID_BASE + 2u * (unsigned)a->slot + 1;
+        uid = UID_BASE + 2u * (unsigned)cfg->slot + 1;
     }
-    // The zygote shares the slot's cgroup, and its resident set counts the caller's pages it was cloned
-    // with: the memory limit's OOM kill must pick the run first. Uid changes (the zygote's, the previous
-    // run's in this same memory) leave it non-dumpable, which gives its /proc files to the host's root.
+    // The zygote shares the slot's cgroup: the memory limit's OOM kill must pick the run first. Uid
+    // changes (the zygote's, the previous run's in this same memory) leave it non-dumpable, which gives
+    // its /proc files to the host's root.
     if (prctl(PR_SET_DUMPABLE, 1) != 0) return child_error(e, "PR_SET_DUMPABLE", NULL);
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, "1000", 4) != 4) return child_error(e, "raise oom_score_adj", NULL);
@@ -488,9 +502,10 @@ static int run_exec(RunArgs *a) {
         return child_error(e, "drop to uid", NULL);
     // Weak mode has no PID namespace to take the program down with the zygote (set after the uid change,
     // which clears it).
-    if (sb->weak && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return child_error(e, "PR_SET_PDEATHSIG", NULL);
+    if (cfg->weak && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return child_error(e, "PR_SET_PDEATHSIG", NULL);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return child_error(e, "PR_SET_NO_NEW_PRIVS", NULL);
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sb->filter) != 0) return child_error(e, "seccomp", NULL);
+    struct sock_fprog prog = {cfg->filter_len, (struct sock_filter *)cfg->filter};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return child_error(e, "seccomp", NULL);
     execve(argv[0], argv, envp);
     return child_error(e, "execve", argv[0]);
 }
@@ -514,29 +529,27 @@ static void keep_only(int *keep, int n) {
     syscall(SYS_close_range, lo, ~0u, 0);
 }
 
-static int zygote_setup(const Sandbox *sb, ChildError *e) {
-    if (sb->weak) return 0;
-    if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)
-        return child_error(e, "become namespace root", NULL);
+static int zygote_setup(const ZygoteConfig *cfg, ChildError *e) {
+    // Weak mode has no PID namespace: the program's orphans must come to the zygote, which reaps them.
+    if (cfg->weak) return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : child_error(e, "PR_SET_CHILD_SUBREAPER", NULL);
     if (sethostname("sandbox", 7) != 0) return child_error(e, "sethostname", NULL);
     return zygote_root(e);
 }
 
-static __attribute__((noreturn)) void zygote_main(const Sandbox *sb, int slot, int sock, int memfd) {
-    int keep[2] = {sock, memfd};
-    keep_only(keep, 2);
-    // The caller's handlers are not ours to run, nor its blocked signals the programs' to inherit. As pid 1
-    // of its namespace, with no handlers the zygote ignores every signal but SIGKILL from outside.
+static __attribute__((noreturn)) void zygote_main(int sock, int memfd) {
+    prctl(PR_SET_NAME, "grpo-zygote");
+    // The caller's ignored signals and blocked ones survive execve, and are not the programs' to inherit.
+    // As pid 1 of its namespace, with no handlers the zygote ignores every signal but SIGKILL from outside.
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    char go;
-    if (recv(sock, &go, 1, 0) != 1) _exit(0);  // the caller failed to set us up
+    static ZygoteConfig cfg;
+    if (recv(sock, &cfg, sizeof cfg, 0) != sizeof cfg) _exit(127);
     Reply rep = {.kind = Z_READY};
     char *stack = MAP_FAILED;
-    if (zygote_setup(sb, &rep.err) == 0 &&
+    if (zygote_setup(&cfg, &rep.err) == 0 &&
         (stack = mmap(NULL, RUN_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0)) == MAP_FAILED)
         child_error(&rep.err, "mmap", "the run stack");
     if (rep.err.err) rep.kind = Z_FAILED;
@@ -546,7 +559,7 @@ static __attribute__((noreturn)) void zygote_main(const Sandbox *sb, int slot, i
         int fds[5], nfds;
         // Anything but a request means the caller is gone.
         if (recv_msg(sock, &rq, sizeof rq, fds, &nfds) != sizeof rq) _exit(0);
-        RunArgs a = {.sb = sb, .slot = slot, .fds = {-1, -1, -1, -1, -1}};
+        RunArgs a = {.cfg = &cfg, .fds = {-1, -1, -1, -1, -1}};
         memcpy(a.fds, fds, sizeof(int) * (size_t)nfds);
         Reply r = {.kind = Z_STARTED};
         int pidfd = -1;
@@ -556,7 +569,7 @@ static __attribute__((noreturn)) void zygote_main(const Sandbox *sb, int slot, i
             child_error(&r.err, "map the job image", NULL);
         } else {
             a.image = img;
-            pid = clone(run_child, stack + RUN_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (sb->weak ? 0 : RUN_NS) | SIGCHLD,
+            pid = clone(run_child, stack + RUN_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (cfg.weak ? 0 : RUN_NS) | SIGCHLD,
                         &a, &pidfd);
             if (pid < 0) child_error(&r.err, "clone", NULL);
             munmap(img, rq.image_len);
@@ -586,13 +599,24 @@ static __attribute__((noreturn)) void zygote_main(const Sandbox *sb, int slot, i
             syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
             _exit(0);
         }
-        // pid 1 of a PID namespace is reaped only after every other process in it.
+        // pid 1 of a PID namespace is reaped only after every other process in it. Without one (weak
+        // mode) the program's descendants share its process group: all of them go before the reply.
         int st = 0;
+        if (cfg.weak) kill(-pid, SIGKILL);
         waitpid(pid, &st, 0);
+        while (cfg.weak && (waitpid(-1, NULL, 0) > 0 || errno == EINTR)) {}
         close(pidfd);
         r = (Reply){.kind = Z_EXITED, .status = st};
         if (send_msg(sock, &r, sizeof r, NULL, 0) != 0) _exit(0);
     }
+}
+
+// A zygote is this program started again with ZYGOTE_ENV naming its descriptors: it is taken over here,
+// before main().
+__attribute__((constructor)) static void zygote_entry(void) {
+    const char *v = getenv(ZYGOTE_ENV);
+    int sock, memfd;
+    if (v && sscanf(v, "%d,%d", &sock, &memfd) == 2) zygote_main(sock, memfd);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -658,16 +682,48 @@ static int join_cgroups(const SlotCgroup *c, pid_t pid) {
     return 0;
 }
 
+// The zygote between the clone and its execve (see above): once the caller has mapped its uids, it becomes
+// root of its user namespace (execve keeps the capabilities of root only) and execs this program again.
+static __attribute__((noreturn)) void zygote_exec(const Sandbox *sb, int sock, int memfd, char *const *envp) {
+    int keep[3] = {2, sock, memfd};
+    keep_only(keep, 3);
+    Reply r = {.kind = Z_FAILED};
+    char go;
+    if (recv(sock, &go, 1, 0) != 1) _exit(127);
+    if (fcntl(sock, F_SETFD, 0) != 0 || fcntl(memfd, F_SETFD, 0) != 0) {
+        child_error(&r.err, "fcntl", NULL);
+    } else if (!sb->weak && (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0)) {
+        child_error(&r.err, "become namespace root", NULL);
+    } else {
+        char *const argv[] = {"grpo-sandbox-zygote", NULL};
+        execve("/proc/self/exe", argv, envp);
+        child_error(&r.err, "execve", "/proc/self/exe");
+    }
+    send_msg(sock, &r, sizeof r, NULL, 0);
+    _exit(127);
+}
+
 static int zygote_start(Sandbox *sb, int slot) {
     Zygote *z = &sb->zy[slot];
     int sv[2] = {-1, -1};
+    extern char **environ;
+    size_t nenv = 0;
+    while (environ[nenv]) nenv++;
+    // The caller's environment (the loader may need its LD_LIBRARY_PATH), and the descriptors to take over.
+    char **envp = grpo_malloc((nenv + 2) * sizeof *envp, "sandbox zygote environment");
+    char mark[64];
+    if (!envp) return -1;
     z->memfd = memfd_create("grpo-sandbox-job", MFD_CLOEXEC);
     if (z->memfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         ERR("sandbox zygote channel: %s", strerror(errno));
         goto fail;
     }
+    snprintf(mark, sizeof mark, "%s=%d,%d", ZYGOTE_ENV, sv[1], z->memfd);
+    memcpy(envp, environ, nenv * sizeof *envp);
+    envp[nenv] = mark;
+    envp[nenv + 1] = NULL;
     pid_t pid = (pid_t)syscall(SYS_clone, (sb->weak ? 0 : ZYGOTE_NS) | SIGCHLD, NULL, NULL, NULL, 0);
-    if (pid == 0) zygote_main(sb, slot, sv[1], z->memfd);
+    if (pid == 0) zygote_exec(sb, sv[1], z->memfd, envp);
     close_fd(&sv[1]);
     if (pid < 0) { ERR("clone: %s", strerror(errno)); goto fail; }
     z->pid = pid;
@@ -677,8 +733,15 @@ static int zygote_start(Sandbox *sb, int slot) {
     if (z->pidfd < 0) { ERR("pidfd_open: %s", strerror(errno)); goto fail; }
     if (!sb->weak && write_id_maps(pid, slot) != 0) goto fail;
     if (join_cgroups(&sb->cg[slot], pid) != 0) goto fail;
+    ZygoteConfig *cfg = grpo_calloc(1, sizeof *cfg, "sandbox zygote config");
+    if (!cfg) goto fail;
+    *cfg = (ZygoteConfig){.lim = sb->lim, .slot = slot, .weak = sb->weak, .filter_len = sb->filter.len};
+    memcpy(cfg->scratch_opts, sb->scratch_opts, sizeof cfg->scratch_opts);
+    memcpy(cfg->filter, sb->filter.filter, sb->filter.len * sizeof *cfg->filter);
+    int sent = send_msg(z->sock, "g", 1, NULL, 0) == 0 && send_msg(z->sock, cfg, sizeof *cfg, NULL, 0) == 0;
+    free(cfg);
     Reply r;
-    if (send_msg(z->sock, "g", 1, NULL, 0) != 0) {
+    if (!sent) {
         ERR("starting the sandbox zygote: %s", strerror(errno));
         goto fail;
     }
@@ -691,8 +754,10 @@ static int zygote_start(Sandbox *sb, int slot) {
         ERR("sandbox set-up failed at %s: %s", r.err.step, strerror(r.err.err));
         goto fail;
     }
+    free(envp);
     return 0;
 fail:
+    free(envp);
     close_fd(&sv[0]);
     close_fd(&sv[1]);
     zygote_stop(sb, slot);
@@ -840,9 +905,9 @@ static int run_attempt(Sandbox *sb, int slot, const SandboxJob *job, SandboxResu
     }
     char *envp[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", home, tmpdir, NULL};
     int child_fds[5] = {in_fd, p_out[1], p_err[1], p_rep[1], p_sec[0]};
-    double t0 = now_s();
     Request rq;
     if (zygote_ready(sb, slot) != 0 || put_image(z->memfd, job, envp, cwd, !sb->weak, &rq.image_len) != 0) goto done;
+    double t0 = now_s();
     if (send_msg(z->sock, &rq, sizeof rq, child_fds, job->secret ? 5 : 4) != 0) {
         ERR("sending a run to the sandbox zygote: %s", strerror(errno));
         *unstarted = true;
@@ -902,11 +967,11 @@ static int run_attempt(Sandbox *sb, int slot, const SandboxJob *job, SandboxResu
                 status = r.status;
             }
             close_fd(&fd);
-            // Weak mode: the program's leftover children share its process group.
-            if ((exited || lost) && sb->weak && rpid > 0) kill(-rpid, SIGKILL);
         }
     }
-    if (sb->weak && rpid > 0) kill(-rpid, SIGKILL);
+    // Weak mode: with the zygote gone, the program's descendants are no one's to reap; its process group
+    // still names them.
+    if (lost && sb->weak && rpid > 0) kill(-rpid, SIGKILL);
     res->wall_s = now_s() - t0;
     // A zygote that lost track of its run is not trusted with the next one.
     if (!exited && !failed) zygote_stop(sb, slot);

@@ -196,7 +196,7 @@ static void *kill_later(void *p) {
 }
 
 // A zygote that dies, between runs or during one, is replaced; the run it took down is a sandbox error,
-// never a pass, and leaves nothing behind. Destroying the sandbox ends every zygote.
+// never a pass, and leaves nothing behind.
 static void test_zygote_recovery(void) {
     Sandbox *sb = reward_code_sandbox(&R);
     pid_t z = sandbox_zygote_pid(sb, 0);
@@ -214,12 +214,35 @@ static void test_zygote_recovery(void) {
     adversary("first run after the zygote died in one", "def f(x): return x + 1\n", "passed", 6);
     EXPECT(sandbox_zygote_pid(sb, 0) > 0 && sandbox_zygote_pid(sb, 0) != z2, "zygote %d was not replaced", (int)z2);
 
+}
+
+static long rss_kb(pid_t pid) {
+    char p[64], line[256];
+    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(p, "re");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+// The zygotes hold nothing of this process's memory, however large it is when they start (a copy would
+// pin every page this process changes later), and destroying the sandbox ends them.
+static void test_zygotes_are_small(void) {
+    size_t big = (size_t)256 << 20;
+    char *hold = malloc(big);
+    if (hold) memset(hold, 1, big);
     Reward two;
     cJSON *o = cJSON_Parse("{\"workers\": 2}");
     EXPECT(reward_create(&two, "code", o) == 0, "%s", grpo_error());
     pid_t zs[2] = {sandbox_zygote_pid(reward_code_sandbox(&two), 0), sandbox_zygote_pid(reward_code_sandbox(&two), 1)};
+    for (int i = 0; i < 2; i++)
+        EXPECT(rss_kb(zs[i]) > 0 && rss_kb(zs[i]) < 32 << 10, "zygote of slot %d: %ld kB resident, this process %ld kB",
+               i, rss_kb(zs[i]), rss_kb(getpid()));
     reward_destroy(&two);
     cJSON_Delete(o);
+    free(hold);
     for (int i = 0; i < 2; i++)
         EXPECT(zs[i] > 0 && kill(zs[i], 0) != 0 && errno == ESRCH, "zygote %d of slot %d outlived its sandbox", (int)zs[i], i);
 }
@@ -312,6 +335,7 @@ int main(void) {
     RUN_TEST(test_environment_and_files);
     RUN_TEST(test_runs_do_not_share);
     RUN_TEST(test_zygote_recovery);
+    RUN_TEST(test_zygotes_are_small);
     RUN_TEST(test_refusal_and_weak_mode);
     reward_destroy(&R);
     cJSON_Delete(o);
