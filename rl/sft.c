@@ -670,7 +670,12 @@ static int train_loop(Sft *t, SftResult *res) {
             TRY(log_step(t, step, &o, &w));
             w = (Window){.t0 = run_now()};
         }
-        if (t->out_dir && ((c->save_every && step % c->save_every == 0) || step == last)) TRY(save(t, step, res));
+        bool stop = false;
+        if (c->check && c->check_every > 0 && step % c->check_every == 0 && step != last)
+            TRY(c->check(c->check_ctx, step, t->m, &stop));
+        if (t->out_dir && ((c->save_every && step % c->save_every == 0) || step == last || stop))
+            TRY(save(t, step, res));
+        if (stop) break;
     }
     res->seconds = run_now() - t0;
     return 0;

@@ -88,6 +88,12 @@ typedef struct {
     bool resume;             // continue from the newest checkpoint in out_dir
     const cJSON *config;     // the run config, recorded in trainer_state.json; may be NULL
     FILE *log;               // progress lines; NULL = silent
+    // Early stopping (a validation check, as HF Trainer's callbacks): every check_every steps, check(ctx,
+    // step, m, &stop) runs on the model being trained; stop = true ends training there with a checkpoint.
+    // It may run the rollout engine on m. Returns 0 or -1 (an error ends training).
+    int (*check)(void *ctx, long step, Model *m, bool *stop);
+    void *check_ctx;
+    int check_every;         // 0 = never
 } SftConfig;
 
 // The training options as config_tree defaults (the schema): every SftConfig field read from a config,

@@ -79,6 +79,8 @@ cJSON *train_defaults(void) {
     cJSON_AddNumberToObject(d, "keep_checkpoints", 2);
     cJSON_AddBoolToObject(d, "log_episodes", 1);
     cJSON_AddBoolToObject(d, "quiet", 0);
+    cJSON_AddStringToObject(d, "db", "");
+    cJSON_AddNumberToObject(d, "max_minutes", 0);
     return d;
 }
 
@@ -89,6 +91,8 @@ typedef struct {
     int64_t init_seed, seed, syn_seed;
     int syn_n, syn_difficulty, steps;
     bool skip_bad, shuffle, log_episodes, quiet;
+    const char *db;           // the run database ("" = OUT/run.db)
+    double max_minutes;       // > 0: stop after the step that crosses this wall-clock budget
     RolloutConfig rollout;
     int P;
     GrpoAdvMode adv_mode;
@@ -179,6 +183,9 @@ static int read_cfg(TrainCfg *c, const cJSON *t) {
     TRY(cfg_int(t, "keep_checkpoints", &c->keep));
     TRY(cfg_bool(t, "log_episodes", &c->log_episodes));
     TRY(cfg_bool(t, "quiet", &c->quiet));
+    TRY(cfg_str(t, "db", &c->db));
+    TRY(cfg_float(t, "max_minutes", &c->max_minutes));
+    CHECK(c->max_minutes >= 0, "max_minutes %g: expected >= 0 (0 = no limit)", c->max_minutes);
 
     CHECK(c->model[0], "model: required (a model directory, or a model config .json to random-initialise)");
     CHECK(c->train[0] || c->syn_kind[0], "data: set data.train (a JSONL file) or data.synthetic.kind "
@@ -258,6 +265,8 @@ typedef struct {
     const float **mb_old, **mb_ref;
     float *mb_adv;
     long steps_start;         // the first step this call runs (1, or the checkpoint's + 1)
+    double started;           // run_now() when this call began
+    bool stop;                // the last step (steps reached, or max_minutes spent) is done
 } Trainer;
 
 // Loads or makes the tasks and encodes every prompt, so a prompt that does not fit fails now.
@@ -683,7 +692,8 @@ static int setup(Trainer *t, bool resume) {
     long ckpt_step = 0;
     TRY(mkdir_p(t->out));
     TRY(run_latest_checkpoint(t->out, &ckpt_step, ckpt));
-    snprintf(db, sizeof db, "%s/run.db", t->out);
+    if (c->db[0]) snprintf(db, sizeof db, "%s", c->db);
+    else snprintf(db, sizeof db, "%s/run.db", t->out);
     CHECK(resume || (!ckpt_step && !path_exists(db)),
           "%s already holds a run (%s): continue it with --resume or choose another --out", t->out,
           ckpt_step ? "checkpoints" : "run.db");
@@ -808,10 +818,12 @@ static int run_step(Trainer *t, long step, TrainResult *res) {
     double t2 = run_now();
     TRY(log_step(t, step, &st, start, res));
     st.log_s = run_now() - t2;
-    if ((c->save_every > 0 && step % c->save_every == 0) || step == c->steps) {
+    bool last = step == c->steps || (c->max_minutes > 0 && run_now() - t->started > 60 * c->max_minutes);
+    if ((c->save_every > 0 && step % c->save_every == 0) || last) {
         TRY(save(t, step, &st));
         if (res) run_checkpoint_path(res->final_checkpoint, t->out, step);
     }
+    t->stop = last;
     return 0;
 }
 
@@ -827,7 +839,9 @@ int train_run(const cJSON *cfg, const char *out_dir, bool resume, TrainResult *r
         fprintf(stderr, "train: %d tasks, %d prompts x %d samples per step, steps %ld..%d, %s, run %lld in %s/run.db\n",
                 t->tasks.n, t->c.P, t->c.rollout.group_size, t->steps_start, t->c.steps, t->c.model,
                 (long long)t->run_id, out_dir);
-    for (long s = t->steps_start; rc == 0 && s <= t->c.steps; s++) rc = run_step(t, s, res);
+    t->started = run_now();
+    for (long s = t->steps_start; rc == 0 && !t->stop && s <= t->c.steps; s++) rc = run_step(t, s, res);
+    if (rc == 0 && res) res->run_id = t->run_id;
     teardown(t);
     free(t);
     return rc;

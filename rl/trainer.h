@@ -21,6 +21,7 @@ cJSON *train_config_load(const char *path, const char *const *sets, int nsets);
 
 typedef struct {
     int steps_done;            // steps this call ran
+    long long run_id;          // the run's id in the database
     double reward_first, reward_last; // mean reward of the first and the last step this call ran
     char final_checkpoint[4096]; // OUT/step-N of the last step
 } TrainResult;
