@@ -18,6 +18,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "evaluate a model on a data set (JSONL): pass@1, pass@k, maj@k, mean reward; run.db"},
     {"train", cmd_train, "GRPO training from a run config: rollouts, rewards, updates, run.db, checkpoints"},
     {"sft", cmd_sft, "supervised fine-tuning on (prompt, completion) pairs: completion-only loss, checkpoints"},
+    {"distill", cmd_distill, "teacher traces -> reward filter -> student SFT (optional logit KD), held-out before/after"},
     {"report", cmd_report, "a run database -> one self-contained HTML report (curves, evals, episodes)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

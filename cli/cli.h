@@ -14,6 +14,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 
 // Option parsing for `--name value`, `--name=value` and `--flag`. Each returns true when argv[*i]
 // matched (advancing *i past a separate value); a missing value prints an error and sets *bad.

@@ -374,3 +374,96 @@ void logprob_backward(float *dh, float *dW, float *scratch, const float *dlogp, 
         matmul_backward(dh + (long)r0 * C, dW, scratch, h + (long)r0 * C, W, rows, C, V);
     }
 }
+
+// The log-sum-exp of a row of logits: terms in fp32, the sum in double (V can be 10^5).
+static float row_lse(const float *l, int V) {
+    float mx = -FLT_MAX;
+    for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+    double sum = 0.0;
+    for (int j = 0; j < V; j++) sum += expf(l[j] - mx);
+    return mx + (float)log(sum);
+}
+
+void topk_logprob_forward(int *ids, float *logp, float *scratch, const float *h, const float *W, const float *mask,
+                          int N, int C, int V, int K, int chunk, float inv_temp) {
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        int rows = N - r0 < chunk ? N - r0 : chunk;
+        scaled_logits(scratch, h + (long)r0 * C, W, rows, C, V, inv_temp);
+#pragma omp parallel for
+        for (int i = 0; i < rows; i++) {
+            const float *l = scratch + (long)i * V;
+            int n = r0 + i, *id = ids + (long)n * K, have = 0;
+            float *lp = logp + (long)n * K;
+            if (mask && mask[n] == 0.0f) {
+                for (int k = 0; k < K; k++) id[k] = -1, lp[k] = 0.0f;
+                continue;
+            }
+            // insertion into the sorted candidates: one pass over V, and ids ascend so ties keep the lower id
+            for (int j = 0; j < V; j++) {
+                if (have == K && l[j] <= lp[K - 1]) continue;
+                int k = have < K ? have++ : K - 1;
+                for (; k > 0 && lp[k - 1] < l[j]; k--) lp[k] = lp[k - 1], id[k] = id[k - 1];
+                lp[k] = l[j], id[k] = j;
+            }
+            float z = row_lse(l, V);
+            for (int k = 0; k < K; k++) lp[k] -= z;
+        }
+    }
+}
+
+// p = softmax of row n's teacher log-probs over its K candidates, written to p (K); returns sum p log p.
+static double teacher_probs(float *p, const float *tlogp, int K) {
+    float mx = -FLT_MAX;
+    for (int k = 0; k < K; k++) mx = tlogp[k] > mx ? tlogp[k] : mx;
+    double sum = 0.0, plogp = 0.0;
+    for (int k = 0; k < K; k++) sum += expf(tlogp[k] - mx);
+    float lz = mx + (float)log(sum);
+    for (int k = 0; k < K; k++) {
+        p[k] = expf(tlogp[k] - lz);
+        plogp += (double)p[k] * (tlogp[k] - lz);
+    }
+    return plogp;
+}
+
+void topk_kl_forward(float *kl, float *lse, float *p, float *scratch, const float *h, const float *W, const int *ids,
+                     const float *tlogp, int N, int C, int V, int K, int chunk, float inv_temp) {
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        int rows = N - r0 < chunk ? N - r0 : chunk;
+        scaled_logits(scratch, h + (long)r0 * C, W, rows, C, V, inv_temp);
+#pragma omp parallel for
+        for (int i = 0; i < rows; i++) {
+            const float *l = scratch + (long)i * V;
+            int n = r0 + i;
+            const int *id = ids + (long)n * K;
+            if (id[0] < 0) {
+                kl[n] = lse[n] = 0.0f;
+                continue;
+            }
+            float *pn = p + (long)n * K;
+            double plogp = teacher_probs(pn, tlogp + (long)n * K, K), cross = 0.0;
+            lse[n] = row_lse(l, V);
+            for (int k = 0; k < K; k++) cross += (double)pn[k] * (l[id[k]] - lse[n]);
+            kl[n] = (float)(plogp - cross);
+        }
+    }
+}
+
+void topk_kl_backward(float *dh, float *dW, float *scratch, const float *dkl, const float *h, const float *W,
+                      const float *lse, const int *ids, const float *p, int N, int C, int V, int K, int chunk,
+                      float inv_temp) {
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        int rows = N - r0 < chunk ? N - r0 : chunk;
+        scaled_logits(scratch, h + (long)r0 * C, W, rows, C, V, inv_temp);
+#pragma omp parallel for
+        for (int i = 0; i < rows; i++) {
+            float *l = scratch + (long)i * V;
+            int n = r0 + i;
+            const int *id = ids + (long)n * K;
+            // d KL / d logit_j = q_j - p_j (p zero outside the K), through the 1/temperature of the logits
+            float g = id[0] >= 0 ? dkl[n] * inv_temp : 0.0f;
+            for (int j = 0; j < V; j++) l[j] = g != 0.0f ? g * expf(l[j] - lse[n]) : 0.0f;
+            for (int k = 0; g != 0.0f && k < K; k++) l[id[k]] -= g * p[(long)n * K + k];
+        }
+        matmul_backward(dh + (long)r0 * C, dW, scratch, h + (long)r0 * C, W, rows, C, V);
+    }
+}

@@ -125,3 +125,33 @@ void logprob_backward(float *dh,          // (N,C)
                       const float *dlogp, // (N)
                       const float *h, const float *W, const float *lse, const int *targets,
                       int N, int C, int V, int chunk, float inv_temp);
+
+// Logit distillation's two heads, chunked like logprob_forward (the (N,V) logits never held at once).
+// The teacher's side: the K most likely tokens of each row of softmax(inv_temp * h @ W^T), most likely
+// first (ties: the lower id), with their log-probabilities; rows with mask[n] == 0 get ids -1.
+void topk_logprob_forward(int *ids,          // (N,K)
+                          float *logp,       // (N,K)
+                          float *scratch,    // (chunk,V)
+                          const float *h,    // (N,C)
+                          const float *W,    // (V,C)
+                          const float *mask, // (N) or NULL (every row)
+                          int N, int C, int V, int K, int chunk, float inv_temp);
+// The student's side: the forward KL from the teacher's distribution renormalised over its K candidates,
+//   kl[n] = sum_k p_k (log p_k - log q(ids[n,k])),  p = softmax over k of tlogp[n,k],
+// to q = softmax(inv_temp * h @ W^T) over all V. Rows whose ids[n,0] < 0 give 0.
+void topk_kl_forward(float *kl,          // (N)
+                     float *lse,         // (N) the student's log-sum-exp, saved for backward
+                     float *p,           // (N,K) the renormalised teacher probabilities, saved for backward
+                     float *scratch,     // (chunk,V)
+                     const float *h,     // (N,C)
+                     const float *W,     // (V,C)
+                     const int *ids,     // (N,K)
+                     const float *tlogp, // (N,K) teacher log-probabilities (any normalisation)
+                     int N, int C, int V, int K, int chunk, float inv_temp);
+// dh += and dW += the gradient of sum_n dkl[n] * kl[n] (the logits are recomputed chunk by chunk).
+void topk_kl_backward(float *dh,         // (N,C)
+                      float *dW,         // (V,C)
+                      float *scratch,    // (chunk,V)
+                      const float *dkl,  // (N)
+                      const float *h, const float *W, const float *lse, const int *ids, const float *p,
+                      int N, int C, int V, int K, int chunk, float inv_temp);

@@ -736,6 +736,7 @@ void model_backward(Model *m, const float *dlogp) {
     memset(m->dx2, 0, NC);
     logprob_backward(m->dx2, m->dlm_head, m->head_scratch, dlogp, m->xf, m->lm_head, m->lse, m->targets, N, C, V,
                      m->chunk, 1.0f / m->temperature);
+    if (m->head_extra) m->head_extra(m->head_extra_ctx, m, dlogp, m->dx2);
     rmsnorm_backward(m->dx, m->dfinal_norm, m->dx2, m->x_final, m->final_norm, m->rstdf, N, C, C);
     for (int l = L - 1; l >= 0; l--) block_backward(m, l, B, T);
     embedding_backward(m->dembed, m->dx, m->inputs, N, C);

@@ -69,7 +69,7 @@ typedef struct {
     float *ey;         // (N*K,C) expert outputs before weighting
 } LayerActs;
 
-typedef struct {
+typedef struct Model {
     ModelConfig cfg;
     int n_blocks;            // L + (MTP ? 1 : 0); block L is the MTP block
     // parameters (one allocation) and their table
@@ -98,6 +98,11 @@ typedef struct {
     float aux_alpha;         // sequence-wise balance loss weight (0 = off)
     bool count_load;         // forward adds routed tokens into expert_load
     float *expert_load;      // (n_blocks, E) tokens routed per expert since model_reset_load
+    // An extra loss on the head's input (distillation's logit term, rl/distill.h): when set, model_backward
+    // calls it right after the log-prob head's backward with that head's dlogp; it ADDS its gradient w.r.t.
+    // xf into dxf (N,C) and w.r.t. the head into dlm_head (the forward's inputs and xf are still in place).
+    void (*head_extra)(void *ctx, struct Model *m, const float *dlogp /* (N) */, float *dxf /* (N,C) */);
+    void *head_extra_ctx;
     // activations for (B_max, T_max): one allocation
     int B_max, T_max, chunk;
     void *act_mem;
