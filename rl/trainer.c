@@ -694,9 +694,8 @@ static int setup(Trainer *t, bool resume) {
     TRY(run_latest_checkpoint(t->out, &ckpt_step, ckpt));
     if (c->db[0]) snprintf(db, sizeof db, "%s", c->db);
     else snprintf(db, sizeof db, "%s/run.db", t->out);
-    CHECK(resume || (!ckpt_step && !path_exists(db)),
-          "%s already holds a run (%s): continue it with --resume or choose another --out", t->out,
-          ckpt_step ? "checkpoints" : "run.db");
+    CHECK(resume || !ckpt_step, "%s already holds a run (checkpoints): continue it with --resume or choose "
+          "another --out", t->out);
     TRY(reward_set_create(&t->rewards, cfg_get(t->tree, "rewards")));
     TRY(run_load_policy(&t->m, &t->tok, t->tok_src, c->model, (uint64_t)c->init_seed, (float)c->init_std, t->out));
     TRY(load_tasks(t));
@@ -745,11 +744,11 @@ static int setup(Trainer *t, bool resume) {
         if (rc) return grpo_error_context("resuming from %s", ckpt);
     }
     if (!(t->store = store_open(db))) return -1;
-    if (resume) {
-        int64_t found = 0;
-        if (!ckpt_step) TRY(store_find_run(t->store, "grpo", &found)); // killed before its first checkpoint
-        if (found) t->run_id = found;
-    }
+    // A database may hold other runs (the demo's SFT run); a GRPO run in it is this directory's.
+    int64_t found = 0;
+    TRY(store_find_run(t->store, "grpo", &found));
+    CHECK(resume || !found, "%s already holds a GRPO run: continue it with --resume or choose another --out", db);
+    if (resume && !ckpt_step && found) t->run_id = found; // killed before its first checkpoint
     if (t->run_id) {
         TRY(store_truncate_after(t->store, t->run_id, ckpt_step));
     } else {
