@@ -17,6 +17,7 @@ static const Command commands[] = {
     {"generate", cmd_generate, "sample G completions per prompt (JSONL) from a model: the rollout engine"},
     {"eval", cmd_eval, "evaluate a model on a data set (JSONL): pass@1, pass@k, maj@k, mean reward; run.db"},
     {"train", cmd_train, "GRPO training from a run config: rollouts, rewards, updates, run.db, checkpoints"},
+    {"demo", cmd_demo, "the embedded default: SFT cold start then GRPO on a tiny MoE/MLA model, on CPU, in minutes"},
     {"sft", cmd_sft, "supervised fine-tuning on (prompt, completion) pairs: completion-only loss, checkpoints"},
     {"distill", cmd_distill, "teacher traces -> reward filter -> student SFT (optional logit KD), held-out before/after"},
     {"report", cmd_report, "a run database -> one self-contained HTML report (curves, evals, episodes)"},

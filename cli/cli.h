@@ -12,6 +12,7 @@ int cmd_score(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_distill(int argc, char **argv);

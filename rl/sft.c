@@ -666,13 +666,13 @@ static int train_loop(Sft *t, SftResult *res) {
         res->tokens += o.tokens;
         w.ce += o.ce, w.mtp += o.mtp, w.steps++;
         w.comp_tokens += o.comp_tokens, w.mtp_targets += o.mtp_targets, w.tokens += o.tokens;
-        if (step % c->log_every == 0 || step == t->start_step + 1 || step == last) {
-            TRY(log_step(t, step, &o, &w));
-            w = (Window){.t0 = run_now()};
-        }
         bool stop = false;
         if (c->check && c->check_every > 0 && step % c->check_every == 0 && step != last)
             TRY(c->check(c->check_ctx, step, t->m, &stop));
+        if (step % c->log_every == 0 || step == t->start_step + 1 || step == last || stop) {
+            TRY(log_step(t, step, &o, &w));
+            w = (Window){.t0 = run_now()};
+        }
         if (t->out_dir && ((c->save_every && step % c->save_every == 0) || step == last || stop))
             TRY(save(t, step, res));
         if (stop) break;

@@ -58,7 +58,8 @@ const char *fmt_num(char *buf, size_t cap, double v, int digits) {
     }
     if (a >= 1e4 && a < 1e15) {
         double d = a >= 1e12 ? 1e12 : a >= 1e9 ? 1e9 : a >= 1e6 ? 1e6 : 1e3;
-        snprintf(buf, cap, "%.*g%s", digits, v / d, d == 1e12 ? "T" : d == 1e9 ? "G" : d == 1e6 ? "M" : "k");
+        fmt_num(buf, cap - 1, v / d, digits); // in [1, 1000): fixed point, so 20k and not 2e+01k
+        strcat(buf, d == 1e12 ? "T" : d == 1e9 ? "G" : d == 1e6 ? "M" : "k");
         return buf;
     }
     if (a == 0 || (a >= 1e-3 && a < 1e4)) {

@@ -266,6 +266,7 @@ typedef struct {
     float *mb_adv;
     long steps_start;         // the first step this call runs (1, or the checkpoint's + 1)
     double started;           // run_now() when this call began
+    char db_path[PATH_MAX];
     bool stop;                // the last step (steps reached, or max_minutes spent) is done
 } Trainer;
 
@@ -694,6 +695,7 @@ static int setup(Trainer *t, bool resume) {
     TRY(run_latest_checkpoint(t->out, &ckpt_step, ckpt));
     if (c->db[0]) snprintf(db, sizeof db, "%s", c->db);
     else snprintf(db, sizeof db, "%s/run.db", t->out);
+    snprintf(t->db_path, sizeof t->db_path, "%s", db);
     CHECK(resume || !ckpt_step, "%s already holds a run (checkpoints): continue it with --resume or choose "
           "another --out", t->out);
     TRY(reward_set_create(&t->rewards, cfg_get(t->tree, "rewards")));
@@ -835,9 +837,9 @@ int train_run(const cJSON *cfg, const char *out_dir, bool resume, TrainResult *r
     int rc = read_cfg(&t->c, cfg);
     if (rc == 0) rc = setup(t, resume);
     if (rc == 0 && !t->c.quiet)
-        fprintf(stderr, "train: %d tasks, %d prompts x %d samples per step, steps %ld..%d, %s, run %lld in %s/run.db\n",
+        fprintf(stderr, "train: %d tasks, %d prompts x %d samples per step, steps %ld..%d, %s, run %lld in %s\n",
                 t->tasks.n, t->c.P, t->c.rollout.group_size, t->steps_start, t->c.steps, t->c.model,
-                (long long)t->run_id, out_dir);
+                (long long)t->run_id, t->db_path);
     t->started = run_now();
     for (long s = t->steps_start; rc == 0 && !t->stop && s <= t->c.steps; s++) rc = run_step(t, s, res);
     if (rc == 0 && res) res->run_id = t->run_id;

@@ -461,6 +461,7 @@ static void test_live_database(void) {
 static void test_chart_helpers(void) {
     char buf[32];
     EXPECT(!strcmp(fmt_num(buf, sizeof buf, 12500, 3), "12.5k"), "%s", buf);
+    EXPECT(!strcmp(fmt_num(buf, sizeof buf, 20000, 1), "20k"), "a scaled tick in fixed point: %s", buf);
     EXPECT(!strcmp(fmt_num(buf, sizeof buf, 2e-5, 2), "2e-5"), "%s", buf);
     EXPECT(!strcmp(fmt_num(buf, sizeof buf, 0.25, 4), "0.25"), "%s", buf);
     EXPECT(!strcmp(fmt_num(buf, sizeof buf, -3.5e6, 2), "-3.5M"), "%s", buf);
