@@ -597,6 +597,7 @@ static __attribute__((noreturn)) void zygote_main(int sock, int memfd) {
         }
         if (gone) {
             syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+            if (cfg.weak) kill(-pid, SIGKILL);
             _exit(0);
         }
         // pid 1 of a PID namespace is reaped only after every other process in it. Without one (weak
