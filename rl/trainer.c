@@ -349,6 +349,7 @@ static void free_step(Trainer *t) {
 
 typedef struct {
     double rollout_s, reward_s, ref_s, update_s, log_s, ckpt_s;
+    double logprob_s;         // the policy's forward (log-probs) inside update_s
     long completion_tokens, train_tokens;
     int zero_std, dropped_groups, rounds;
     double loss, kl, clip_low, clip_high, clip, ratio, entropy, grad_norm, lr;
@@ -419,7 +420,7 @@ static int rollout_and_score(Trainer *t, long step, StepStats *st) {
             kept++;
         }
     }
-    // Dynamic sampling that ran out of rounds trains on what it has: the groups without signal fill up.
+    // Dynamic sampling that ran out of rounds trains on the groups it kept, fewer than P.
     t->S = kept * G;
     rc = 0;
 end:
@@ -500,7 +501,9 @@ static int update_policy(Trainer *t, long step, StepStats *st) {
             for (int i0 = s0; i0 < s1; i0 += mb) {
                 int n = s1 - i0 < mb ? s1 - i0 : mb;
                 TRY(pack_micro(t, i0, n));
+                double f0 = run_now();
                 TRY(model_forward(m, t->pb.inputs, t->pb.targets, t->pb.B, t->pb.T));
+                st->logprob_s += run_now() - f0;
                 GrpoBatch gb = {.S = n, .offsets = t->pb.offsets, .logp = m->logp, .old_logp = t->old_lp,
                                 .ref_logp = t->has_ref ? t->ref_lp : NULL, .mask = t->mask, .adv = t->mb_adv,
                                 .total_tokens = total};
@@ -611,7 +614,8 @@ static int log_step(Trainer *t, long step, StepStats *st, double step_start, Tra
     PUT("time/rollout", st->rollout_s);
     PUT("time/reward", st->reward_s);
     PUT("time/reference", st->ref_s);
-    PUT("time/update", st->update_s);
+    PUT("time/policy_logprobs", st->logprob_s);
+    PUT("time/update", st->update_s - st->logprob_s);
     PUT("time/log", st->log_s);
     PUT("time/checkpoint", st->ckpt_s);
     PUT("time/step", seconds);

@@ -3,7 +3,7 @@
 # Called by `make setup`; `make test` and `make demo` call it once (stamp file .setup-done).
 set -eu
 PKGS="build-essential pkg-config libopenblas-openmp-dev libcjson-dev libpcre2-dev libsqlite3-dev \
-libseccomp-dev libutf8proc-dev zlib1g-dev python3 python3-torch python3-numpy chromium"
+libseccomp-dev libutf8proc-dev zlib1g-dev sqlite3 python3 python3-torch python3-numpy chromium"
 # Node.js (for the tokenizer reference tests) may come from NodeSource, whose nodejs bundles npm;
 # Debian's npm package would then conflict, so only ask for it when no npm is on PATH.
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
