@@ -49,6 +49,13 @@ int cmd_init(int argc, char **argv) {
     // a user-given one, and the directory appears complete or not at all.
     char scratch[4200] = "";
     if (!tok) {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", out);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) { // the scratch file sits beside DIR, so DIR's parent must exist first
+            *slash = '\0';
+            if (mkdir_p(parent) != 0) return cli_fail("init");
+        }
         snprintf(scratch, sizeof scratch, "%s.tokenizer-%d.json", out, (int)getpid());
         if (tokenizer_write_default(scratch) != 0) return cli_fail("init");
         tok = scratch;

@@ -567,7 +567,7 @@ static int log_step(Trainer *t, long step, StepStats *st, double step_start, Tra
     r.reward_mean = rmean;
     r.reward_std = rstd;
     r.accuracy = step_accuracy(t);
-    r.kl = st->active_tokens ? st->kl / st->active_tokens : NAN;
+    r.kl = t->has_ref && st->active_tokens ? st->kl / st->active_tokens : NAN; // no reference: not measured
     r.clip_frac = st->n_updates ? st->clip / st->n_updates : NAN;
     r.entropy = st->active_tokens ? st->entropy / st->active_tokens : NAN;
     r.len_mean = S ? (double)len_sum / S : 0;
