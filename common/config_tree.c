@@ -269,6 +269,13 @@ int cfg_float(const cJSON *tree, const char *path, double *out) {
     return 0;
 }
 
+int cfg_f32(const cJSON *tree, const char *path, float *out) {
+    double v;
+    TRY(cfg_float(tree, path, &v));
+    *out = (float)v;
+    return 0;
+}
+
 int cfg_str(const cJSON *tree, const char *path, const char **out) {
     const cJSON *v = typed(tree, path, cJSON_IsString, "a string");
     if (!v) return -1;

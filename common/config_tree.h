@@ -43,5 +43,6 @@ const cJSON *cfg_get(const cJSON *tree, const char *path);
 int cfg_int(const cJSON *tree, const char *path, int *out);
 int cfg_int64(const cJSON *tree, const char *path, int64_t *out);  // |value| <= 2^53 (exact in JSON)
 int cfg_float(const cJSON *tree, const char *path, double *out);
+int cfg_f32(const cJSON *tree, const char *path, float *out);    // cfg_float narrowed to float
 int cfg_str(const cJSON *tree, const char *path, const char **out); // points into the tree
 int cfg_bool(const cJSON *tree, const char *path, bool *out);

@@ -227,15 +227,7 @@ cJSON *distill_defaults(void) {
     cJSON_AddNumberToObject(d, "init_std", 0.02);
     cJSON_AddBoolToObject(d, "same_tokenizer", true);
     cJSON *data = cJSON_AddObjectToObject(d, "data");
-    cJSON_AddStringToObject(data, "train", "");
-    cJSON_AddStringToObject(data, "format", "auto");
-    cJSON_AddBoolToObject(data, "skip_bad", false);
-    cJSON *syn = cJSON_AddObjectToObject(data, "synthetic");
-    cJSON_AddStringToObject(syn, "kind", "");
-    cJSON_AddNumberToObject(syn, "n", 1000);
-    cJSON_AddNumberToObject(syn, "difficulty", 2);
-    cJSON_AddStringToObject(syn, "ops", "+");
-    cJSON_AddNumberToObject(syn, "seed", 1);
+    run_data_add_defaults(data);
     cJSON_AddNumberToObject(data, "max_prompts", 0);
     cJSON_AddStringToObject(data, "heldout", "");
     cJSON_AddNumberToObject(data, "heldout_frac", 0.0);
@@ -247,14 +239,7 @@ cJSON *distill_defaults(void) {
     cJSON_AddItemToArray(rw, math);
     cJSON *s = cJSON_AddObjectToObject(d, "sample");
     cJSON_AddNumberToObject(s, "k", 4);
-    cJSON_AddNumberToObject(s, "max_new_tokens", 128);
-    cJSON_AddNumberToObject(s, "temperature", 1.0);
-    cJSON_AddNumberToObject(s, "top_p", 1.0);
-    cJSON_AddNumberToObject(s, "top_k", 0);
-    cJSON_AddNumberToObject(s, "min_p", 0.0);
-    cJSON_AddArrayToObject(s, "stop");
-    cJSON_AddNumberToObject(s, "max_batch", 64);
-    cJSON_AddNumberToObject(s, "token_budget", 0);
+    run_sampling_add_defaults(s, 128);
     cJSON_AddNumberToObject(s, "seed", 1);
     cJSON_AddBoolToObject(d, "filter", true);
     cJSON *a = cJSON_AddObjectToObject(d, "accept");
@@ -282,11 +267,12 @@ cJSON *distill_defaults(void) {
 
 // Everything the run reads from the config, read and checked once.
 typedef struct {
-    const char *teacher, *student, *train, *format, *syn_kind, *syn_ops, *heldout, *export_path, *accept_format;
-    int64_t init_seed, syn_seed, split_seed;
+    const char *teacher, *student, *heldout, *export_path, *accept_format;
+    RunData data;
+    int64_t init_seed, split_seed;
     double init_std, heldout_frac;
-    int syn_n, syn_difficulty, max_prompts, max_heldout;
-    bool skip_bad, same_tokenizer;
+    int max_prompts, max_heldout;
+    bool same_tokenizer;
     EvalOptions sample, eval;   // the teacher's traces; the held-out evaluations
     AcceptOptions accept;
     LogitKd kd;
@@ -300,40 +286,15 @@ static int cfg_seed(const cJSON *t, const char *path, uint64_t *out) {
     return 0;
 }
 
-static int cfg_f32(const cJSON *t, const char *path, float *out) {
-    double v;
-    TRY(cfg_float(t, path, &v));
-    *out = (float)v;
-    return 0;
-}
-
 static int read_sample(DistillCfg *c, const cJSON *t) {
     RolloutConfig *r = &c->sample.rollout;
-    int64_t budget;
     TRY(cfg_int(t, "sample.k", &r->group_size));
-    TRY(cfg_int(t, "sample.max_new_tokens", &r->max_new_tokens));
-    TRY(cfg_f32(t, "sample.temperature", &r->sampler.temperature));
-    TRY(cfg_f32(t, "sample.top_p", &r->sampler.top_p));
-    TRY(cfg_int(t, "sample.top_k", &r->sampler.top_k));
-    TRY(cfg_f32(t, "sample.min_p", &r->sampler.min_p));
-    TRY(cfg_int(t, "sample.max_batch", &r->max_batch));
-    TRY(cfg_int64(t, "sample.token_budget", &budget));
     TRY(cfg_seed(t, "sample.seed", &c->sample.seed));
-    r->token_budget = (long)budget;
-    const cJSON *stop = cfg_get(t, "sample.stop"), *it;
-    if (!stop) return -1;
-    CHECK(cJSON_GetArraySize(stop) <= ROLLOUT_MAX_STOP, "sample.stop: at most %d stop strings", ROLLOUT_MAX_STOP);
-    cJSON_ArrayForEach(it, stop) {
-        CHECK(cJSON_IsString(it) && it->valuestring[0], "sample.stop.%d: expected a non-empty string", r->n_stop);
-        r->stop[r->n_stop++] = it->valuestring;
-    }
+    TRY(run_sampling_read(t, "sample", r));
     CHECK(r->group_size >= 1 && r->group_size <= EVAL_MAX_K, "sample.k %d: expected 1 to %d", r->group_size,
           EVAL_MAX_K);
-    CHECK(r->max_new_tokens >= 1, "sample.max_new_tokens %d: expected >= 1", r->max_new_tokens);
     CHECK(r->max_batch >= r->group_size, "sample.max_batch %d: expected at least sample.k %d", r->max_batch,
           r->group_size);
-    CHECK(r->token_budget >= 0, "sample.token_budget: expected >= 0 (0 = sized from max_batch)");
-    if (sampler_check(&r->sampler) != 0) return grpo_error_context("sample");
     return 0;
 }
 
@@ -384,14 +345,7 @@ static int read_cfg(DistillCfg *c, const cJSON *t) {
     TRY(cfg_int64(t, "init_seed", &c->init_seed));
     TRY(cfg_float(t, "init_std", &c->init_std));
     TRY(cfg_bool(t, "same_tokenizer", &c->same_tokenizer));
-    TRY(cfg_str(t, "data.train", &c->train));
-    TRY(cfg_str(t, "data.format", &c->format));
-    TRY(cfg_bool(t, "data.skip_bad", &c->skip_bad));
-    TRY(cfg_str(t, "data.synthetic.kind", &c->syn_kind));
-    TRY(cfg_int(t, "data.synthetic.n", &c->syn_n));
-    TRY(cfg_int(t, "data.synthetic.difficulty", &c->syn_difficulty));
-    TRY(cfg_str(t, "data.synthetic.ops", &c->syn_ops));
-    TRY(cfg_int64(t, "data.synthetic.seed", &c->syn_seed));
+    TRY(run_data_read(t, "data", &c->data));
     TRY(cfg_int(t, "data.max_prompts", &c->max_prompts));
     TRY(cfg_str(t, "data.heldout", &c->heldout));
     TRY(cfg_float(t, "data.heldout_frac", &c->heldout_frac));
@@ -413,9 +367,6 @@ static int read_cfg(DistillCfg *c, const cJSON *t) {
 
     CHECK(c->teacher[0], "teacher: required (a model directory: config.json, weights, tokenizer.json)");
     CHECK(c->student[0], "student: required (a model directory, or a model config .json to random-initialise)");
-    CHECK(c->train[0] || c->syn_kind[0], "data: set data.train (a JSONL file) or data.synthetic.kind (arithmetic | "
-          "countdown)");
-    CHECK(!(c->train[0] && c->syn_kind[0]), "data: set data.train or data.synthetic.kind, not both");
     CHECK(c->max_prompts >= 0 && c->max_heldout >= 0, "data.max_prompts and data.max_heldout: expected >= 0 (0 = all)");
     CHECK(c->heldout_frac >= 0 && c->heldout_frac < 1, "data.heldout_frac %g: expected in [0, 1)", c->heldout_frac);
     CHECK(!(c->heldout[0] && c->heldout_frac > 0), "data: set data.heldout (a JSONL file) or data.heldout_frac, not "
@@ -504,15 +455,6 @@ static void stem(char *out, size_t cap, const char *path) {
     snprintf(out, cap, "%.*s", (int)n, base);
 }
 
-static int load_list(TaskList *l, const char *path, const DistillCfg *c) {
-    LoadOptions lo = {.skip_bad = c->skip_bad};
-    TRY(dataset_format_parse(c->format, &lo.format));
-    TRY(tasks_load(l, path, &lo));
-    if (l->skipped) fprintf(stderr, "distill: %s: skipped %d malformed lines (first: %s)\n", path, l->skipped,
-                            l->first_skip);
-    return 0;
-}
-
 static void truncate_list(TaskList *l, int max) {
     while (max > 0 && l->n > max) task_free(&l->tasks[--l->n]);
 }
@@ -522,15 +464,9 @@ static int load_tasks(Distill *d, DistillResult *res) {
     const DistillCfg *c = &d->c;
     TaskList all = {0};
     char name[96];
-    if (c->train[0]) {
-        TRY(load_list(&all, c->train, c));
-        stem(name, sizeof name, c->train);
-    } else {
-        SynthOptions so = {.n = c->syn_n, .seed = (uint64_t)c->syn_seed, .difficulty = c->syn_difficulty,
-                           .ops = c->syn_ops};
-        if (synth_generate(&all, c->syn_kind, &so) != 0) return grpo_error_context("data.synthetic");
-        snprintf(name, sizeof name, "%s", c->syn_kind);
-    }
+    TRY(run_data_load(&c->data, "distill", &all));
+    if (c->data.train[0]) stem(name, sizeof name, c->data.train);
+    else snprintf(name, sizeof name, "%s", c->data.syn_kind);
     if (c->heldout_frac > 0) {
         int rc = tasks_split(&all, c->heldout_frac, (uint64_t)c->split_seed, &d->train, &d->heldout);
         tasks_free(&all);
@@ -539,7 +475,7 @@ static int load_tasks(Distill *d, DistillResult *res) {
     } else {
         d->train = all;
         if (c->heldout[0]) {
-            TRY(load_list(&d->heldout, c->heldout, c));
+            TRY(run_data_load_file(&c->data, c->heldout, "distill", &d->heldout));
             stem(res->heldout_name, sizeof res->heldout_name, c->heldout);
         }
     }

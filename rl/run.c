@@ -82,6 +82,94 @@ int run_optim_read(const cJSON *tree, const char *path, AdamWConfig *cfg) {
     return 0;
 }
 
+void run_data_add_defaults(cJSON *data) {
+    cJSON_AddStringToObject(data, "train", "");
+    cJSON_AddStringToObject(data, "format", "auto");
+    cJSON_AddBoolToObject(data, "skip_bad", 0);
+    cJSON *syn = cJSON_AddObjectToObject(data, "synthetic");
+    cJSON_AddStringToObject(syn, "kind", "");
+    cJSON_AddNumberToObject(syn, "n", 1000);
+    cJSON_AddNumberToObject(syn, "difficulty", 2);
+    cJSON_AddStringToObject(syn, "ops", "+");
+    cJSON_AddNumberToObject(syn, "seed", 1);
+}
+
+int run_data_read(const cJSON *tree, const char *path, RunData *d) {
+    char key[128];
+#define KEY(name) (snprintf(key, sizeof key, "%s.%s", path, name), key)
+    TRY(cfg_str(tree, KEY("train"), &d->train));
+    TRY(cfg_str(tree, KEY("format"), &d->format));
+    TRY(cfg_bool(tree, KEY("skip_bad"), &d->skip_bad));
+    TRY(cfg_str(tree, KEY("synthetic.kind"), &d->syn_kind));
+    TRY(cfg_int(tree, KEY("synthetic.n"), &d->syn_n));
+    TRY(cfg_int(tree, KEY("synthetic.difficulty"), &d->syn_difficulty));
+    TRY(cfg_str(tree, KEY("synthetic.ops"), &d->syn_ops));
+    TRY(cfg_int64(tree, KEY("synthetic.seed"), &d->syn_seed));
+#undef KEY
+    DatasetFormat f;
+    if (dataset_format_parse(d->format, &f) != 0) return grpo_error_context("%s.format", path);
+    CHECK(d->train[0] || d->syn_kind[0], "%s: set %s.train (a JSONL file) or %s.synthetic.kind (arithmetic | "
+          "countdown)", path, path, path);
+    CHECK(!(d->train[0] && d->syn_kind[0]), "%s: set %s.train or %s.synthetic.kind, not both", path, path, path);
+    return 0;
+}
+
+int run_data_load_file(const RunData *d, const char *file, const char *who, TaskList *out) {
+    LoadOptions lo = {.skip_bad = d->skip_bad};
+    TRY(dataset_format_parse(d->format, &lo.format));
+    TRY(tasks_load(out, file, &lo));
+    if (out->skipped)
+        fprintf(stderr, "%s: %s: skipped %d malformed lines (first: %s)\n", who, file, out->skipped, out->first_skip);
+    return 0;
+}
+
+int run_data_load(const RunData *d, const char *who, TaskList *out) {
+    if (d->train[0]) return run_data_load_file(d, d->train, who, out);
+    SynthOptions so = {.n = d->syn_n, .seed = (uint64_t)d->syn_seed, .difficulty = d->syn_difficulty,
+                       .ops = d->syn_ops};
+    if (synth_generate(out, d->syn_kind, &so) != 0) return grpo_error_context("data.synthetic");
+    return 0;
+}
+
+void run_sampling_add_defaults(cJSON *section, int max_new_tokens) {
+    cJSON_AddNumberToObject(section, "max_new_tokens", max_new_tokens);
+    cJSON_AddNumberToObject(section, "temperature", 1.0);
+    cJSON_AddNumberToObject(section, "top_p", 1.0);
+    cJSON_AddNumberToObject(section, "top_k", 0);
+    cJSON_AddNumberToObject(section, "min_p", 0.0);
+    cJSON_AddArrayToObject(section, "stop");
+    cJSON_AddNumberToObject(section, "max_batch", 64);
+    cJSON_AddNumberToObject(section, "token_budget", 0);
+}
+
+int run_sampling_read(const cJSON *tree, const char *path, RolloutConfig *r) {
+    char key[128];
+    int64_t budget;
+#define KEY(name) (snprintf(key, sizeof key, "%s.%s", path, name), key)
+    TRY(cfg_int(tree, KEY("max_new_tokens"), &r->max_new_tokens));
+    TRY(cfg_f32(tree, KEY("temperature"), &r->sampler.temperature));
+    TRY(cfg_f32(tree, KEY("top_p"), &r->sampler.top_p));
+    TRY(cfg_int(tree, KEY("top_k"), &r->sampler.top_k));
+    TRY(cfg_f32(tree, KEY("min_p"), &r->sampler.min_p));
+    TRY(cfg_int(tree, KEY("max_batch"), &r->max_batch));
+    TRY(cfg_int64(tree, KEY("token_budget"), &budget));
+    const cJSON *stop = cfg_get(tree, KEY("stop")), *it;
+#undef KEY
+    if (!stop) return -1;
+    r->token_budget = (long)budget;
+    CHECK(cJSON_GetArraySize(stop) <= ROLLOUT_MAX_STOP, "%s.stop: at most %d stop strings", path, ROLLOUT_MAX_STOP);
+    r->n_stop = 0;
+    cJSON_ArrayForEach(it, stop) {
+        CHECK(cJSON_IsString(it) && it->valuestring[0], "%s.stop.%d: expected a non-empty string", path, r->n_stop);
+        r->stop[r->n_stop++] = it->valuestring;
+    }
+    CHECK(r->max_new_tokens >= 1, "%s.max_new_tokens %d: expected >= 1", path, r->max_new_tokens);
+    CHECK(r->max_batch >= 1, "%s.max_batch %d: expected >= 1", path, r->max_batch);
+    CHECK(r->token_budget >= 0, "%s.token_budget: expected >= 0 (0 = sized from max_batch)", path);
+    if (sampler_check(&r->sampler) != 0) return grpo_error_context("%s", path);
+    return 0;
+}
+
 void run_checkpoint_path(char *out, const char *out_dir, long step) {
     snprintf(out, PATH_MAX, "%s/step-%06ld", out_dir, step);
 }

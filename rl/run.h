@@ -5,6 +5,8 @@
 #include "policy/adamw.h"
 #include "policy/model.h"
 #include "policy/tokenizer.h"
+#include "datasets/dataset.h"
+#include "rollout/rollout.h"
 #include <cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,6 +23,28 @@ int run_load_policy(Model *m, Tokenizer **tok, char *tok_src, const char *model,
 cJSON *run_optim_defaults(float lr);
 // Reads the section at `path` ("optim") into cfg; total_steps is the caller's. Returns 0 or -1.
 int run_optim_read(const cJSON *tree, const char *path, AdamWConfig *cfg);
+
+// The task source of a training config's "data" section: {"train": a JSONL file, "format", "skip_bad",
+// "synthetic": {"kind", "n", "difficulty", "ops", "seed"}}; exactly one of train and synthetic.kind is set.
+typedef struct {
+    const char *train, *format, *syn_kind, *syn_ops;
+    bool skip_bad;
+    int syn_n, syn_difficulty;
+    int64_t syn_seed;
+} RunData;
+void run_data_add_defaults(cJSON *data);
+// Reads the section at `path` ("data") and checks it names one source. Returns 0 or -1.
+int run_data_read(const cJSON *tree, const char *path, RunData *d);
+// Loads `file` with the section's format and skip_bad (a skipped line is counted on stderr, tagged `who`).
+int run_data_load_file(const RunData *d, const char *file, const char *who, TaskList *out);
+// The training tasks: the JSONL file or the synthetic set. Returns 0 or -1.
+int run_data_load(const RunData *d, const char *who, TaskList *out);
+
+// The sampling keys of a rollout section: {"max_new_tokens", "temperature", "top_p", "top_k", "min_p",
+// "stop" (strings), "max_batch", "token_budget" (0 = sized from max_batch and the longest prompt)}.
+void run_sampling_add_defaults(cJSON *section, int max_new_tokens);
+// Reads them into r (other fields untouched) and checks their ranges, naming the key. Returns 0 or -1.
+int run_sampling_read(const cJSON *tree, const char *path, RolloutConfig *r);
 
 // Checkpoints live in out_dir/step-N (N zero-padded), each written whole or not at all.
 void run_checkpoint_path(char *out /* PATH_MAX */, const char *out_dir, long step);

@@ -24,17 +24,9 @@ cJSON *train_defaults(void) {
     cJSON_AddNumberToObject(d, "init_seed", 1);
     cJSON_AddNumberToObject(d, "init_std", 0.02);
     cJSON *data = cJSON_AddObjectToObject(d, "data");
-    cJSON_AddStringToObject(data, "train", "");
-    cJSON_AddStringToObject(data, "format", "auto");
-    cJSON_AddBoolToObject(data, "skip_bad", 0);
+    run_data_add_defaults(data);
     cJSON_AddBoolToObject(data, "shuffle", 1);
     cJSON_AddNumberToObject(data, "heldout_frac", 0.0);
-    cJSON *syn = cJSON_AddObjectToObject(data, "synthetic");
-    cJSON_AddStringToObject(syn, "kind", "");
-    cJSON_AddNumberToObject(syn, "n", 1000);
-    cJSON_AddNumberToObject(syn, "difficulty", 2);
-    cJSON_AddStringToObject(syn, "ops", "+");
-    cJSON_AddNumberToObject(syn, "seed", 1);
     cJSON_AddStringToObject(d, "template", "r1-zero");
     cJSON_AddStringToObject(d, "system", "");
     cJSON *rw = cJSON_AddArrayToObject(d, "rewards");
@@ -46,14 +38,7 @@ cJSON *train_defaults(void) {
     cJSON *ro = cJSON_AddObjectToObject(d, "rollout");
     cJSON_AddNumberToObject(ro, "prompts_per_step", 8);
     cJSON_AddNumberToObject(ro, "group_size", 8);
-    cJSON_AddNumberToObject(ro, "max_new_tokens", 128);
-    cJSON_AddNumberToObject(ro, "temperature", 1.0);
-    cJSON_AddNumberToObject(ro, "top_p", 1.0);
-    cJSON_AddNumberToObject(ro, "top_k", 0);
-    cJSON_AddNumberToObject(ro, "min_p", 0.0);
-    cJSON_AddArrayToObject(ro, "stop");
-    cJSON_AddNumberToObject(ro, "max_batch", 64);
-    cJSON_AddNumberToObject(ro, "token_budget", 0);
+    run_sampling_add_defaults(ro, 128);
     cJSON *g = cJSON_AddObjectToObject(d, "grpo");
     cJSON_AddStringToObject(g, "advantage", "group");
     cJSON_AddNumberToObject(g, "adv_eps", GRPO_ADV_EPS);
@@ -86,11 +71,12 @@ cJSON *train_defaults(void) {
 
 // Everything the loop reads from the config, read and checked once.
 typedef struct {
-    const char *model, *train, *format, *syn_kind, *syn_ops, *tmpl, *system;
+    const char *model, *tmpl, *system;
+    RunData data;
     double init_std, heldout_frac;
-    int64_t init_seed, seed, syn_seed;
-    int syn_n, syn_difficulty, steps;
-    bool skip_bad, shuffle, log_episodes, quiet;
+    int64_t init_seed, seed;
+    int steps;
+    bool shuffle, log_episodes, quiet;
     const char *db;           // the run database ("" = OUT/run.db)
     double max_minutes;       // > 0: stop after the step that crosses this wall-clock budget
     RolloutConfig rollout;
@@ -105,29 +91,15 @@ typedef struct {
     int save_every, keep;
 } TrainCfg;
 
-static int cfg_f32(const cJSON *t, const char *path, float *out) {
-    double v;
-    TRY(cfg_float(t, path, &v));
-    *out = (float)v;
-    return 0;
-}
-
 static int read_cfg(TrainCfg *c, const cJSON *t) {
     memset(c, 0, sizeof *c);
     const char *s;
     TRY(cfg_str(t, "model", &c->model));
     TRY(cfg_int64(t, "init_seed", &c->init_seed));
     TRY(cfg_float(t, "init_std", &c->init_std));
-    TRY(cfg_str(t, "data.train", &c->train));
-    TRY(cfg_str(t, "data.format", &c->format));
-    TRY(cfg_bool(t, "data.skip_bad", &c->skip_bad));
+    TRY(run_data_read(t, "data", &c->data));
     TRY(cfg_bool(t, "data.shuffle", &c->shuffle));
     TRY(cfg_float(t, "data.heldout_frac", &c->heldout_frac));
-    TRY(cfg_str(t, "data.synthetic.kind", &c->syn_kind));
-    TRY(cfg_int(t, "data.synthetic.n", &c->syn_n));
-    TRY(cfg_int(t, "data.synthetic.difficulty", &c->syn_difficulty));
-    TRY(cfg_str(t, "data.synthetic.ops", &c->syn_ops));
-    TRY(cfg_int64(t, "data.synthetic.seed", &c->syn_seed));
     TRY(cfg_str(t, "template", &c->tmpl));
     TRY(cfg_str(t, "system", &c->system));
     TRY(cfg_int(t, "steps", &c->steps));
@@ -136,23 +108,7 @@ static int read_cfg(TrainCfg *c, const cJSON *t) {
     *r = rollout_defaults();
     TRY(cfg_int(t, "rollout.prompts_per_step", &c->P));
     TRY(cfg_int(t, "rollout.group_size", &r->group_size));
-    TRY(cfg_int(t, "rollout.max_new_tokens", &r->max_new_tokens));
-    TRY(cfg_f32(t, "rollout.temperature", &r->sampler.temperature));
-    TRY(cfg_f32(t, "rollout.top_p", &r->sampler.top_p));
-    TRY(cfg_int(t, "rollout.top_k", &r->sampler.top_k));
-    TRY(cfg_f32(t, "rollout.min_p", &r->sampler.min_p));
-    TRY(cfg_int(t, "rollout.max_batch", &r->max_batch));
-    int64_t budget;
-    TRY(cfg_int64(t, "rollout.token_budget", &budget));
-    r->token_budget = (long)budget;
-    const cJSON *stop = cfg_get(t, "rollout.stop");
-    if (!stop) return -1;
-    CHECK(cJSON_GetArraySize(stop) <= ROLLOUT_MAX_STOP, "rollout.stop: at most %d stop strings", ROLLOUT_MAX_STOP);
-    const cJSON *it;
-    cJSON_ArrayForEach(it, stop) {
-        CHECK(cJSON_IsString(it) && it->valuestring[0], "rollout.stop.%d: expected a non-empty string", r->n_stop);
-        r->stop[r->n_stop++] = it->valuestring;
-    }
+    TRY(run_sampling_read(t, "rollout", r));
     TRY(cfg_str(t, "grpo.advantage", &s));
     if (grpo_adv_mode_parse(&c->adv_mode, s) != 0) return grpo_error_context("grpo.advantage");
     TRY(cfg_float(t, "grpo.adv_eps", &c->adv_eps));
@@ -188,9 +144,6 @@ static int read_cfg(TrainCfg *c, const cJSON *t) {
     CHECK(c->max_minutes >= 0, "max_minutes %g: expected >= 0 (0 = no limit)", c->max_minutes);
 
     CHECK(c->model[0], "model: required (a model directory, or a model config .json to random-initialise)");
-    CHECK(c->train[0] || c->syn_kind[0], "data: set data.train (a JSONL file) or data.synthetic.kind "
-          "(arithmetic | countdown)");
-    CHECK(!(c->train[0] && c->syn_kind[0]), "data: set data.train or data.synthetic.kind, not both");
     CHECK(c->steps >= 1, "steps %d: expected >= 1", c->steps);
     CHECK(c->P >= 1, "rollout.prompts_per_step %d: expected >= 1", c->P);
     CHECK(r->group_size >= 2, "rollout.group_size %d: GRPO compares completions within a group; expected >= 2",
@@ -207,8 +160,7 @@ static int read_cfg(TrainCfg *c, const cJSON *t) {
     CHECK(c->heldout_frac >= 0 && c->heldout_frac < 1, "data.heldout_frac %g: expected in [0, 1)", c->heldout_frac);
     CHECK(c->save_every >= 0, "save_every %d: expected >= 0 (0 = only at the end)", c->save_every);
     CHECK(c->aux_alpha >= 0 && c->bias_gamma >= 0, "router.aux_alpha and router.bias_gamma: expected >= 0");
-    TRY(grpo_loss_opts_check(&c->loss));
-    return sampler_check(&r->sampler);
+    return grpo_loss_opts_check(&c->loss);
 }
 
 cJSON *train_config_load(const char *path, const char *const *sets, int nsets) {
@@ -274,20 +226,10 @@ typedef struct {
 static int load_tasks(Trainer *t) {
     const TrainCfg *c = &t->c;
     TaskList all = {0};
-    if (c->train[0]) {
-        LoadOptions lo = {.skip_bad = c->skip_bad};
-        TRY(dataset_format_parse(c->format, &lo.format));
-        TRY(tasks_load(&all, c->train, &lo));
-        if (all.skipped)
-            fprintf(stderr, "train: %s: skipped %d malformed lines (first: %s)\n", c->train, all.skipped, all.first_skip);
-    } else {
-        SynthOptions so = {.n = c->syn_n, .seed = (uint64_t)c->syn_seed, .difficulty = c->syn_difficulty,
-                           .ops = c->syn_ops};
-        TRY(synth_generate(&all, c->syn_kind, &so));
-    }
+    TRY(run_data_load(&c->data, "train", &all));
     if (c->heldout_frac > 0) TRY(tasks_split(&all, c->heldout_frac, (uint64_t)c->seed, &t->tasks, &t->heldout));
     else t->tasks = all;
-    CHECK(t->tasks.n >= 1, "%s: no training tasks", c->train[0] ? c->train : "data.synthetic");
+    CHECK(t->tasks.n >= 1, "%s: no training tasks", c->data.train[0] ? c->data.train : "data.synthetic");
     for (int i = 0; i < t->tasks.n; i++)
         if (reward_set_check_task(&t->rewards, &t->tasks.tasks[i]) != 0)
             return grpo_error_context("task %s", t->tasks.tasks[i].id);
