@@ -340,7 +340,7 @@ static int decode_live(RolloutEngine *e, Group *groups, RolloutDone done, void *
     double t1 = now_s();
     st->decode_tokens += N;
     st->decode_s += t1 - t0;
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 4) if (N > 4)
     for (int n = 0; n < N; n++) {
         const Seq *s = &e->seqs[e->step_seq[n]];
         int th = omp_get_thread_num();
