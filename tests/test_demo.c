@@ -22,7 +22,7 @@ static double sql_real(sqlite3 *db, const char *sql) {
 static void test_demo_smoke(void) {
     char cmd[1024], cwd[512], out[16384];
     EXPECT(getcwd(cwd, sizeof cwd) != NULL, "cwd");
-    snprintf(cmd, sizeof cmd, "%s/grpo demo --out %s/demo --minutes 1.5 --seed 1 2>&1", cwd, dir);
+    snprintf(cmd, sizeof cmd, "%s/grpo demo --out %s/demo --minutes 3 --seed 1 2>&1", cwd, dir);
     FILE *p = popen(cmd, "r");
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = 0;
