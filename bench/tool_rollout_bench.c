@@ -3,10 +3,12 @@
 //
 // usage: tool_rollout_bench --config CFG [--seed S] [--std X] [--threads n] MODE
 //   --save DIR                      write the model (config.json + model.safetensors) for the PyTorch side
-//   --mode engine --B b --P p --new n [--G g]
+//   --mode engine --B b --P p --new n [--G g] [--reps r --budget s]
 //        rollout_generate: b / g distinct prompts of p tokens, g samples each (b sequences decoding at once),
-//        temperature 1, n new tokens each. The tokenizer is grpo.c's byte-level one with its end-of-sequence
-//        token renamed, so there is no stop id at all and every completion runs to n tokens (checked).
+//        temperature 1, n new tokens each; after a warm-up, up to r calls while under s seconds in all, the
+//        fastest decode and the fastest call reported. The tokenizer is grpo.c's byte-level one with its
+//        end-of-sequence token renamed, so there is no stop id at all and every completion runs to n tokens
+//        (checked).
 //   --mode nocache --B b --P p --new n
 //        no cache: model_forward_hidden over every sequence's whole prefix at each step, then the head and
 //        the same sampler. Runs the real first steps (the prompt forward and two decode steps), then one step
@@ -77,7 +79,8 @@ end:
 
 typedef struct {
     const char *mode, *save;
-    int B, P, n_new, G, Bc;
+    int B, P, n_new, G, Bc, reps;
+    double budget_s;
     uint64_t seed;
 } Args;
 
@@ -110,10 +113,22 @@ static int run_engine(Model *m, const Args *a, bool greedy) {
     // warm-up: the first prompt's group alone (threads, BLAS, the code paths)
     if (rollout_generate(e, (const int *const *)prompts, lens, 1, a->seed + 1, out, NULL, NULL, &st) != 0) rc_ = -1;
     for (int i = 0; i < G && !rc_; i++) completion_free(&out[i]);
-    double t0 = omp_get_wtime();
-    if (!rc_ && rollout_generate(e, (const int *const *)prompts, lens, NP, a->seed, out, NULL, NULL, &st) != 0)
-        rc_ = -1;
-    double wall = omp_get_wtime() - t0;
+    // Up to --reps runs while the time spent stays under --budget seconds; the fastest decode and the fastest
+    // whole call are kept (a shared machine's load comes in bursts).
+    RolloutStats best = {0};
+    double wall = 0, spent = 0;
+    int reps = 0;
+    while (!rc_ && (reps == 0 || (reps < a->reps && spent < a->budget_s))) {
+        if (reps) for (int i = 0; i < B; i++) completion_free(&out[i]);
+        double t0 = omp_get_wtime();
+        if (rollout_generate(e, (const int *const *)prompts, lens, NP, a->seed, out, NULL, NULL, &st) != 0) rc_ = -1;
+        double w = omp_get_wtime() - t0;
+        spent += w;
+        if (!reps || st.decode_tokens / st.decode_s > best.decode_tokens / best.decode_s) best = st;
+        if (!reps || w < wall) wall = w;
+        reps++;
+    }
+    st = best;
     if (!rc_) {
         long gen = 0;
         for (int i = 0; i < B; i++) {
@@ -142,11 +157,11 @@ static int run_engine(Model *m, const Args *a, bool greedy) {
             printf("{\"decode_tok_s\": %.2f, \"e2e_tok_s\": %.2f, \"prefill_tok_s\": %.2f, \"decode_tokens\": %ld, "
                    "\"prefill_tokens\": %ld, \"generated\": %ld, \"prefill_s\": %.4f, \"decode_s\": %.4f, "
                    "\"sample_s\": %.4f, \"wall_s\": %.4f, \"max_live\": %d, \"latent_token_bytes\": %zu, "
-                   "\"expanded_token_bytes\": %zu, \"cache_mb\": %.2f, \"threads\": %d}\n",
+                   "\"expanded_token_bytes\": %zu, \"cache_mb\": %.2f, \"threads\": %d, \"reps\": %d}\n",
                    st.decode_tokens / st.decode_s, gen / wall, st.prefill_tokens / st.prefill_s, st.decode_tokens,
                    st.prefill_tokens, gen, st.prefill_s, st.decode_s, st.sample_s, wall, st.max_live,
                    latent_cache_token_bytes(c), expanded_cache_token_bytes(c), rollout_cache_bytes(e) / 1e6,
-                   omp_get_max_threads());
+                   omp_get_max_threads(), reps);
         }
     }
     for (int i = 0; i < B; i++) completion_free(&out[i]);
@@ -213,8 +228,8 @@ static int run_nocache(Model *m, const Args *a) {
 
 int main(int argc, char **argv) {
     const char *config = "configs/model/tiny.json", *mode = "engine", *save = NULL;
-    long B = 16, P = 128, n_new = 64, G = 1, Bc = 16, threads = 2, seed = 1;
-    double std = 0.02;
+    long B = 16, P = 128, n_new = 64, G = 1, Bc = 16, threads = 2, seed = 1, reps = 1;
+    double std = 0.02, budget = 0;
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (cli_str(argc, argv, &i, "--config", &config, &bad) || cli_str(argc, argv, &i, "--mode", &mode, &bad) ||
@@ -222,16 +237,18 @@ int main(int argc, char **argv) {
             cli_int(argc, argv, &i, "--P", &P, &bad) || cli_int(argc, argv, &i, "--new", &n_new, &bad) ||
             cli_int(argc, argv, &i, "--G", &G, &bad) || cli_int(argc, argv, &i, "--Bc", &Bc, &bad) ||
             cli_int(argc, argv, &i, "--threads", &threads, &bad) || cli_int(argc, argv, &i, "--seed", &seed, &bad) ||
+            cli_int(argc, argv, &i, "--reps", &reps, &bad) || cli_float(argc, argv, &i, "--budget", &budget, &bad) ||
             cli_float(argc, argv, &i, "--std", &std, &bad))
             continue;
         fprintf(stderr, "usage: %s --config CFG [--seed S] [--std X] [--threads n] (--save DIR | --mode "
-                        "engine|nocache|greedy --B b --P p --new n [--G g] [--Bc c])\n", argv[0]);
+                        "engine|nocache|greedy --B b --P p --new n [--G g] [--Bc c] [--reps r --budget s])\n",
+                argv[0]);
         return 2;
     }
     if (bad) return 2;
     omp_set_num_threads((int)threads);
     Args a = {.mode = mode, .save = save, .B = (int)B, .P = (int)P, .n_new = (int)n_new, .G = (int)G, .Bc = (int)Bc,
-              .seed = (uint64_t)seed};
+              .reps = (int)reps, .budget_s = budget, .seed = (uint64_t)seed};
     ModelConfig cfg;
     Model m;
     int rc = config_load(&cfg, config);

@@ -61,10 +61,10 @@ enum { HB = 8 }; // heads per block in the attention kernels: the lanes of one 8
 static int heads_padded(int H) { return (H + HB - 1) / HB * HB; }
 
 // Per-thread attention scratch (DecodeScratch.att), heads padded to Hp (a multiple of HB): the transposed
-// absorbed query (W, Hp), the running weighted latents (Hp, R), the running softmax maximum, sum and correction
-// (3, Hp), and one page's scores (min(P, T_max) rows, Hp).
+// absorbed query (W, Hp), the running weighted latents (Hp, R), the running softmax maximum and sum (2, Hp), and
+// one page's scores (min(P, T_max) rows, Hp).
 static size_t att_thread_floats(const ModelConfig *c, int T_max) {
-    return (size_t)heads_padded(c->num_attention_heads) * (T_max + 2 * c->kv_lora_rank + c->qk_rope_head_dim + 3);
+    return (size_t)heads_padded(c->num_attention_heads) * (T_max + 2 * c->kv_lora_rank + c->qk_rope_head_dim + 2);
 }
 
 int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T_max) {
@@ -135,11 +135,13 @@ static void page_scores(float *restrict S /* (n,Hp) */, const float *restrict qT
         }
 }
 
-// exp(x) for the softmax's x <= 0, written so that it vectorises (libm's expf does not without -ffast-math):
-// 2^n * p(r) with Cephes' expf polynomial; relative error below 1e-7; x < -87 gives exp(-87).
+// exp(x) for the softmax's x <= 0, written so that it vectorises (libm's expf does not, and floorf and float-to-int
+// conversions not without -fno-trapping-math): n = round(x / ln 2) by the 1.5 * 2^23 trick, which also leaves n
+// in the low bits of t; 2^n * p(x - n ln 2) with Cephes' expf polynomial. Relative error < 1e-7; x < -87 gives
+// exp(-87).
 static inline float exp_neg(float x) {
     x = x < -87.0f ? -87.0f : x;
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    float t = x * 1.44269504088896341f + 12582912.0f, n = t - 12582912.0f;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -148,8 +150,9 @@ static inline float exp_neg(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } u = {.i = ((int32_t)n + 127) << 23};
-    return p * u.f;
+    union { float f; int32_t i; } a = {.f = t}, b;
+    b.i = (a.i - 0x4B400000 + 127) << 23;
+    return p * b.f;
 }
 
 // acc[h, :] += sum_t S[t, h] * c_kv_t for the n rows of one page, in blocks of HB heads x CW columns held in
@@ -181,6 +184,43 @@ static void page_weighted(float *restrict acc /* (Hp,R) */, const float *restric
         }
 }
 
+// The online-softmax step for one page's scores S (n, Hp): the running maximum mx grows to cover them, the
+// running sum and, when the maximum grew, the weighted latents acc (Hp, R) are rescaled by exp(old - new), and
+// S becomes exp(S - mx) with its sum added. Blocks of HB heads, so that the loops vectorise.
+static void page_softmax(float *restrict S, float *restrict mx, float *restrict sum, float *restrict acc, int n, int Hp,
+                         int R, bool rescale) {
+    for (int hb = 0; hb < Hp; hb += HB) {
+        float m[HB], corr[HB], su[HB];
+        for (int k = 0; k < HB; k++) m[k] = mx[hb + k];
+        for (int t = 0; t < n; t++) {
+            const float *restrict st = S + (size_t)t * Hp + hb;
+#pragma omp simd
+            for (int k = 0; k < HB; k++) m[k] = st[k] > m[k] ? st[k] : m[k];
+        }
+        bool grew = false;
+        for (int k = 0; k < HB; k++) grew |= m[k] > mx[hb + k];
+#pragma omp simd
+        for (int k = 0; k < HB; k++) {
+            corr[k] = exp_neg(mx[hb + k] - m[k]);
+            su[k] = sum[hb + k] * corr[k];
+        }
+        if (grew && rescale)
+            for (int k = 0; k < HB; k++)
+#pragma omp simd
+                for (int i = 0; i < R; i++) acc[(size_t)(hb + k) * R + i] *= corr[k];
+        for (int t = 0; t < n; t++) {
+            float *restrict st = S + (size_t)t * Hp + hb;
+#pragma omp simd
+            for (int k = 0; k < HB; k++) {
+                float e = exp_neg(st[k] - m[k]);
+                st[k] = e;
+                su[k] += e;
+            }
+        }
+        for (int k = 0; k < HB; k++) mx[hb + k] = m[k], sum[hb + k] = su[k];
+    }
+}
+
 // Attention of one sequence over its cached rows 0..len-1 for all heads at once, one page at a time (the
 // page's rows are read into L1 once): scores = q_abs . rows, an online softmax (running maximum and sum,
 // earlier sums rescaled when the maximum grows), then the weighted sum of the c_kv rows.
@@ -189,8 +229,7 @@ static void latent_attention(float *olat,        // (H,R)
                              const float *qabs,  // (H,W)
                              const LatentCache *kc, int l, const int *pages, int len, int H, int R, float scale) {
     int W = kc->W, P = kc->P, Hp = heads_padded(H);
-    float *qT = ws, *acc = qT + (size_t)W * Hp, *mx = acc + (size_t)Hp * R, *sum = mx + Hp, *corr = sum + Hp;
-    float *S = corr + Hp;
+    float *qT = ws, *acc = qT + (size_t)W * Hp, *mx = acc + (size_t)Hp * R, *sum = mx + Hp, *S = sum + Hp;
     for (int i = 0; i < W; i++)
         for (int h = 0; h < Hp; h++) qT[(size_t)i * Hp + h] = h < H ? qabs[(size_t)h * W + i] : 0.0f;
     memset(acc, 0, sizeof(float) * Hp * R);
@@ -199,24 +238,7 @@ static void latent_attention(float *olat,        // (H,R)
         int n = len - t0 < P ? len - t0 : P;
         const float *row0 = latent_cache_row(kc, pages[t0 / P], l, 0);
         page_scores(S, qT, row0, n, W, Hp, scale);
-        bool grew = false;
-        for (int h = 0; h < Hp; h++) corr[h] = mx[h];
-        for (int t = 0; t < n; t++)
-#pragma omp simd
-            for (int h = 0; h < Hp; h++) mx[h] = S[(size_t)t * Hp + h] > mx[h] ? S[(size_t)t * Hp + h] : mx[h];
-        for (int h = 0; h < Hp; h++) grew |= mx[h] > corr[h];
-#pragma omp simd
-        for (int h = 0; h < Hp; h++) {
-            corr[h] = exp_neg(corr[h] - mx[h]);
-            sum[h] *= corr[h];
-        }
-        if (grew && t0 > 0)
-            for (int h = 0; h < Hp; h++)
-#pragma omp simd
-                for (int i = 0; i < R; i++) acc[(size_t)h * R + i] *= corr[h];
-        for (int t = 0; t < n; t++)
-#pragma omp simd
-            for (int h = 0; h < Hp; h++) sum[h] += (S[(size_t)t * Hp + h] = exp_neg(S[(size_t)t * Hp + h] - mx[h]));
+        page_softmax(S, mx, sum, acc, n, Hp, R, t0 > 0);
         page_weighted(acc, S, row0, n, W, Hp, R);
     }
     for (int h = 0; h < H; h++)
