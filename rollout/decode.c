@@ -74,7 +74,7 @@ int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T
     s->N_max = N_max;
     s->T_max = T_max;
     s->threads = omp_get_max_threads();
-    size_t n = (size_t)N_max * (2 * C + 1 + 2 * Lq + H * Dq + W + R + H * W + H * R + H * Dv) +
+    size_t n = (size_t)N_max * (2 * C + 1 + 2 * Lq + H * Dq + W + H * W + H * R + H * Dv) +
                (size_t)s->threads * att_thread_floats(c, T_max);
     s->mem = grpo_malloc(n * sizeof(float), "decode scratch");
     if (!s->mem) return -1;
@@ -87,7 +87,6 @@ int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T
     CARVE(qan, N_max * Lq);
     CARVE(q, N_max * H * Dq);
     CARVE(kva, N_max * W);
-    CARVE(cn, N_max * R);
     CARVE(qabs, (size_t)N_max * H * W);
     CARVE(olat, (size_t)N_max * H * R);
     CARVE(y, (size_t)N_max * H * Dv);

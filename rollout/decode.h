@@ -47,11 +47,11 @@ typedef struct {
     float *qa, *qan;       // (N,Lq)
     float *q;              // (N,H*Dq) [q_nope, q_pe] per head
     float *kva;            // (N,W) this token's [c_kv, k_pe]
-    float *cn;             // (N,R) normalised c_kv
     float *qabs;           // (N,H,W) absorbed queries [W_UK^T q_nope, q_pe]
     float *olat;           // (N,H,R) attention-weighted latents
     float *y;              // (N,H*Dv)
-    float *att;            // (threads,H,T_max) scores of the sequence each thread works on
+    float *att;            // per thread: transposed queries, running latents, online-softmax state and one
+                           // page's scores, heads padded to the vector width
 } DecodeScratch;
 
 int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T_max);
