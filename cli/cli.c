@@ -1,4 +1,5 @@
 #include "cli/cli.h"
+#include "rewards/reward.h"
 #include "common/error.h"
 #include <errno.h>
 #include <stdio.h>
@@ -72,4 +73,14 @@ int cli_unknown(const char *cmd, const char *arg, const char *usage) {
 int cli_fail(const char *cmd) {
     fprintf(stderr, "grpo %s: %s\n", cmd, grpo_error());
     return 1;
+}
+
+void cli_usage_with_rewards(FILE *f, const char *usage_fmt) {
+    char names[256] = "";
+    const char *const *n = reward_names();
+    for (int k = 0; n[k]; k++) {
+        strncat(names, k ? ", " : "", sizeof names - strlen(names) - 1);
+        strncat(names, n[k], sizeof names - strlen(names) - 1);
+    }
+    fprintf(f, usage_fmt, names);
 }

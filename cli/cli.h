@@ -3,6 +3,7 @@
 // only main() in grpo.c turns that into the process exit status.
 #pragma once
 #include <stdbool.h>
+#include <stdio.h>
 
 typedef int (*CliCommand)(int argc, char **argv); // argv[0] is the command name
 
@@ -26,5 +27,7 @@ bool cli_flag(char **argv, int i, const char *name, bool *out);
 bool cli_is_help(const char *arg);
 // Prints "grpo CMD: unknown option ARG" plus the usage and returns 2.
 int cli_unknown(const char *cmd, const char *arg, const char *usage);
+// Prints a usage text whose one %s is the list of registered rewards ("math, format, ...").
+void cli_usage_with_rewards(FILE *f, const char *usage_fmt);
 // Prints "grpo CMD: <grpo_error()>" and returns 1.
 int cli_fail(const char *cmd);

@@ -51,15 +51,7 @@ static const char *USAGE =
     "\n"
     "example: grpo eval --model runs/gsm8k/step-500 --dataset gsm8k_test.jsonl --reward math -k 8 --db eval.db\n";
 
-static void usage(FILE *f) {
-    char names[256] = "";
-    const char *const *n = reward_names();
-    for (int k = 0; n[k]; k++) {
-        strncat(names, k ? ", " : "", sizeof names - strlen(names) - 1);
-        strncat(names, n[k], sizeof names - strlen(names) - 1);
-    }
-    fprintf(f, USAGE, names);
-}
+static void usage(FILE *f) { cli_usage_with_rewards(f, USAGE); }
 
 // The reward list the set is built from (kept for the run's config): --config's list, or one entry from
 // --reward and --config's options.

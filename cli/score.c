@@ -24,15 +24,7 @@ static const char *USAGE =
     "                  whole object is the task's meta, \"prompt\" its prompt\n"
     "  --batch N       completions scored per call (default 64; the code reward runs a batch in parallel)\n";
 
-static void usage(FILE *f) {
-    char names[256] = "";
-    const char *const *n = reward_names();
-    for (int k = 0; n[k]; k++) {
-        strncat(names, k ? ", " : "", sizeof names - strlen(names) - 1);
-        strncat(names, n[k], sizeof names - strlen(names) - 1);
-    }
-    fprintf(f, USAGE, names);
-}
+static void usage(FILE *f) { cli_usage_with_rewards(f, USAGE); }
 
 // What scores a batch: one reward with its own parts, or a RewardSet with one part per component.
 typedef struct {

@@ -1,5 +1,6 @@
 // `grpo eval` end to end: ./grpo init a tiny model, evaluate it on GSM8K-style lines with the math reward:
 // the table, JSON, the samples file, the evals rows of a new run and of an existing one, and clear errors.
+#include "tests/cli_run.h"
 #include "tests/test.h"
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -8,17 +9,6 @@
 
 static char dir[] = "/tmp/grpo_eval_XXXXXX";
 
-// Runs `grpo ARGS` in dir; returns the exit status with stdout in out (stderr too when err is set).
-static int run(const char *args, bool err, char *out, size_t cap) {
-    char cmd[8192], cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) return -1;
-    snprintf(cmd, sizeof cmd, "cd %s && %s/grpo %s %s", dir, cwd, args, err ? "2>&1" : "2>/dev/null");
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void write_in_dir(const char *name, const char *text) {
     char path[256];
@@ -66,7 +56,7 @@ static void test_eval_cli(void) {
     char cwd[4096], cmd[8192], v[512];
     EXPECT(getcwd(cwd, sizeof cwd) != NULL, "cwd");
     snprintf(cmd, sizeof cmd, "init --config %s/configs/model/tiny.json --out m --seed 2 --std 0.3", cwd);
-    EXPECT(run(cmd, true, out, sizeof out) == 0, "init: %s", out);
+    EXPECT(cli_run(dir, cmd, true, out, sizeof out) == 0, "init: %s", out);
     write_in_dir("gsm8k_mini.jsonl",
                  "{\"question\": \"Tom has 3 apples and buys 2 more. How many apples?\", \"answer\": \"3+2=5\\n#### 5\"}\n"
                  "{\"question\": \"A box holds 12 eggs. How many eggs in 3 boxes?\", \"answer\": \"#### 36\"}\n"
@@ -74,7 +64,7 @@ static void test_eval_cli(void) {
     const char *common = "eval --model m --dataset gsm8k_mini.jsonl --reward math -k 4 --max-new-tokens 16 --seed 3";
 
     snprintf(cmd, sizeof cmd, "%s --db run.db --out samples.jsonl", common);
-    EXPECT(run(cmd, false, out, sizeof out) == 0, "eval: %s", out);
+    EXPECT(cli_run(dir, cmd, false, out, sizeof out) == 0, "eval: %s", out);
     EXPECT(strstr(out, "gsm8k_mini: 3 tasks x 4 samples, reward math"), "table header: %s", out);
     static const char *const metrics[] = {"pass@1", "pass@2", "pass@4", "maj@4", "mean_reward", "answered",
                                           "mean_tokens", "truncated"};
@@ -100,7 +90,7 @@ static void test_eval_cli(void) {
 
     // JSON, under the existing run at step 50, with the same samples (same seed) and so the same values
     snprintf(cmd, sizeof cmd, "%s --db run.db --run-id 1 --step 50 --json --name heldout --max-batch 4 --token-budget 400 --quiet", common);
-    EXPECT(run(cmd, true, out, sizeof out) == 0, "eval --json: %s", out);
+    EXPECT(cli_run(dir, cmd, true, out, sizeof out) == 0, "eval --json: %s", out);
     EXPECT(!strncmp(out, "{\"dataset\":\"heldout\",\"tasks\":3,\"k\":4,\"metrics\":{\"pass@1\":", 57) &&
                strstr(out, "\"run_id\":1,\"step\":50}") && count_lines(out) == 1, "json (nothing on stderr): %s", out);
     query("run.db", "SELECT count(*) FROM runs", v, sizeof v);
@@ -111,29 +101,29 @@ static void test_eval_cli(void) {
 
     // the reward's options from a file; --limit
     write_in_dir("math.json", "{\"name\": \"math\", \"rel_tol\": 0.001}");
-    EXPECT(run("eval --model m --dataset gsm8k_mini.jsonl --config math.json --limit 1 --max-new-tokens 4", false,
+    EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --config math.json --limit 1 --max-new-tokens 4", false,
                out, sizeof out) == 0 && strstr(out, "gsm8k_mini: 1 tasks x 1 samples, reward math.json") &&
                strstr(out, "maj@1"), "--config, --limit 1: %s", out);
     write_in_dir("bad.json", "{\"name\": \"math\", \"tolerance\": 0.001}");
-    EXPECT(run("eval --model m --dataset gsm8k_mini.jsonl --config bad.json", true, out, sizeof out) == 1 &&
+    EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --config bad.json", true, out, sizeof out) == 1 &&
                strstr(out, "bad.json") && strstr(out, "unknown option \"tolerance\""), "bad option: %s", out);
 
-    EXPECT(run("eval --model m --dataset gsm8k_mini.jsonl --reward math --db run.db --run-id 7", true, out,
+    EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --reward math --db run.db --run-id 7", true, out,
                sizeof out) == 1 && strstr(out, "run 7 is not in the database"), "unknown run: %s", out);
     write_in_dir("noanswer.jsonl", "{\"prompt\": \"Say hi.\"}\n");
-    EXPECT(run("eval --model m --dataset noanswer.jsonl --reward math", true, out, sizeof out) == 1 &&
+    EXPECT(cli_run(dir, "eval --model m --dataset noanswer.jsonl --reward math", true, out, sizeof out) == 1 &&
                strstr(out, "task noanswer/1") && strstr(out, "answer"), "a task without an answer: %s", out);
-    EXPECT(run("eval --model m --dataset gsm8k_mini.jsonl", true, out, sizeof out) == 2 &&
+    EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl", true, out, sizeof out) == 2 &&
                strstr(out, "give --reward or --config"), "no reward: %s", out);
-    EXPECT(run("eval --model m --dataset gsm8k_mini.jsonl --reward maths", true, out, sizeof out) == 1 &&
+    EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --reward maths", true, out, sizeof out) == 1 &&
                strstr(out, "unknown reward 'maths'"), "unknown reward: %s", out);
-    EXPECT(run("eval --model m --dataset gsm8k_mini.jsonl --reward math -k 0", true, out, sizeof out) == 2,
+    EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --reward math -k 0", true, out, sizeof out) == 2,
            "k 0: %s", out);
-    EXPECT(run("eval --model m --dataset gsm8k_mini.jsonl --reward math -k 8 --max-batch 4", true, out,
+    EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --reward math -k 8 --max-batch 4", true, out,
                sizeof out) == 2 && strstr(out, "--max-batch must be at least K"), "batch below k: %s", out);
-    EXPECT(run("eval --model m --dataset gsm8k_mini.jsonl --reward math --max-new-tokens 600", true, out,
+    EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --reward math --max-new-tokens 600", true, out,
                sizeof out) == 1 && strstr(out, "max_position_embeddings 512"), "too long: %s", out);
-    EXPECT(run("eval --help", false, out, sizeof out) == 0 && strstr(out, "usage: grpo eval"), "help");
+    EXPECT(cli_run(dir, "eval --help", false, out, sizeof out) == 0 && strstr(out, "usage: grpo eval"), "help");
 }
 
 int main(void) {
