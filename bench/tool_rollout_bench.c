@@ -95,8 +95,7 @@ static int run_engine(Model *m, const Args *a, bool greedy) {
     rc.group_size = G;
     rc.max_new_tokens = a->n_new;
     rc.max_batch = B;
-    rc.page_tokens = 16;
-    rc.token_budget = (long)B * (a->P + a->n_new + rc.page_tokens);
+    rc.token_budget = rollout_full_budget(&rc, a->P); // the engine's default page size
     rc.sampler.temperature = greedy ? 0.0f : 1.0f;
     rc.n_stop_ids = 0;
     RolloutEngine *e = rollout_create(m, tok, &rc, a->P);

@@ -125,7 +125,7 @@ int cmd_generate(int argc, char **argv) {
         lens[p] = t.n;
         if (t.n > max_prompt) max_prompt = t.n;
     }
-    rc.token_budget = budget ? budget : (long)rc.max_batch * (max_prompt + rc.max_new_tokens);
+    rc.token_budget = budget ? budget : rollout_full_budget(&rc, max_prompt);
     if (!(e = rollout_create(&m, tok, &rc, max_prompt))) goto done;
     out = calloc((size_t)P * rc.group_size + 1, sizeof(Completion));
     if (!out) { ERR("out of memory"); goto done; }

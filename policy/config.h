@@ -62,5 +62,9 @@ static inline int config_qk_head_dim(const ModelConfig *c) { return c->qk_nope_h
 static inline bool config_is_moe_layer(const ModelConfig *c, int l) {
     return c->n_routed_experts > 0 && l >= c->first_k_dense_replace && l % c->moe_layer_freq == 0;
 }
+// Width of layer l's dense FFN, or of its shared experts together when it is an MoE layer (0: none).
+static inline int config_ffn_width(const ModelConfig *c, int l) {
+    return config_is_moe_layer(c, l) ? c->moe_intermediate_size * c->n_shared_experts : c->intermediate_size;
+}
 // Total parameter count (what `model_build` would allocate), without allocating.
 long long config_param_count(const ModelConfig *c);

@@ -1,6 +1,7 @@
 #include "policy/model.h"
 #include "common/error.h"
 #include "policy/layers.h"
+#include "policy/packed.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -251,10 +252,6 @@ static void *carve(Arena *a, size_t bytes) {
 #define CARVE_F(a, n) ((float *)carve(a, sizeof(float) * (size_t)(n)))
 #define CARVE_I(a, n) ((int *)carve(a, sizeof(int) * (size_t)(n)))
 
-static int ffn_width(const ModelConfig *c, int l) {
-    return config_is_moe_layer(c, l) ? c->moe_intermediate_size * c->n_shared_experts : c->intermediate_size;
-}
-
 static void layout_acts(Model *m, Arena *ar, int B, int T) {
     const ModelConfig *c = &m->cfg;
     long N = (long)B * T;
@@ -264,7 +261,7 @@ static void layout_acts(Model *m, Arena *ar, int B, int T) {
     int Fmax = 0;
     for (int l = 0; l < m->n_blocks; l++) {
         LayerActs *a = &m->acts[l];
-        int F = ffn_width(c, l);
+        int F = config_ffn_width(c, l);
         Fmax = F > Fmax ? F : Fmax;
         a->x_in = CARVE_F(ar, N * C);
         a->ln1 = CARVE_F(ar, N * C);
@@ -394,13 +391,24 @@ static void add_inplace(float *out, const float *x, long n) {
     for (long i = 0; i < n; i++) out[i] += x[i];
 }
 
-// out = down(silu(gate(x)) * up(x)), caching g, u, h.
+// out (N,OC) = inp (N,IC) @ W^T, through W's packed copy Wp when there is one (decode), else OpenBLAS.
+static void linear_forward(float *out, const float *inp, const float *W, const float *Wp, int N, int IC, int OC) {
+    if (Wp) matmul_packed_forward(out, OC, inp, IC, Wp, N, IC, OC);
+    else matmul_forward(out, inp, W, N, IC, OC);
+}
+
+// The packed copies of block l's matrices while the rollout engine has set them (never for the MTP block).
+static const PackedLayer *packed_layer(const Model *m, int l) {
+    return m->packed && l < m->cfg.num_hidden_layers ? &m->packed->layers[l] : NULL;
+}
+
+// out = down(silu(gate(x)) * up(x)), caching g, u, h; Pg, Pu, Pd: packed copies of the weights or NULL.
 static void ffn_forward(float *out, float *g, float *u, float *h, const float *x, const float *Wg, const float *Wu,
-                        const float *Wd, int N, int C, int F) {
-    matmul_forward(g, x, Wg, N, C, F);
-    matmul_forward(u, x, Wu, N, C, F);
+                        const float *Wd, const float *Pg, const float *Pu, const float *Pd, int N, int C, int F) {
+    linear_forward(g, x, Wg, Pg, N, C, F);
+    linear_forward(u, x, Wu, Pu, N, C, F);
     swiglu_forward(h, g, u, (long)N * F);
-    matmul_forward(out, h, Wd, N, F, C);
+    linear_forward(out, h, Wd, Pd, N, F, C);
 }
 
 // dx += and dW* += the FFN's backward; dg, du, dh: (N,F) scratch.
@@ -430,7 +438,9 @@ static void moe_forward(Model *m, int l, float *out, int B, int T) {
     int N = B * T, C = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok;
     int Im = c->moe_intermediate_size;
     RouterSpec rs = router_spec(c);
-    matmul_forward(m->rlogits, a->ln2, p->router, N, C, E);
+    const PackedModel *pm = m->packed;
+    const PackedLayer *pk = packed_layer(m, l);
+    linear_forward(m->rlogits, a->ln2, p->router, pk ? pk->router : NULL, N, C, E);
     router_forward(a->scores, a->topk_idx, a->topk_w, m->rlogits, p->score_bias, &rs, N);
     if (m->aux_alpha > 0)
         m->aux_loss += seq_balance_loss(NULL, a->scores, a->topk_idx, &rs, B, T, balance_len(m, l, T), m->aux_alpha);
@@ -459,7 +469,9 @@ static void moe_forward(Model *m, int l, float *out, int B, int T) {
         if (!n) continue;
         ffn_forward(a->ey + (long)r0 * C, a->eg + (long)r0 * Im, a->eu + (long)r0 * Im, a->eh + (long)r0 * Im,
                     a->xs + (long)r0 * C, p->e_gate + (long)e * Im * C, p->e_up + (long)e * Im * C,
-                    p->e_down + (long)e * C * Im, n, C, Im);
+                    p->e_down + (long)e * C * Im, pk ? pk->e_gate + e * pm->expert_stride : NULL,
+                    pk ? pk->e_up + e * pm->expert_stride : NULL, pk ? pk->e_down + e * pm->expert_stride : NULL, n,
+                    C, Im);
     }
 #pragma omp parallel for
     for (int t = 0; t < N; t++) {
@@ -482,15 +494,16 @@ static void block_forward(Model *m, int l, float *x_out, int B, int T) {
     int Lq = c->q_lora_rank;
     float eps = c->rms_norm_eps;
 
+    const PackedLayer *pk = packed_layer(m, l);
     rmsnorm_forward(a->ln1, a->rstd1, a->x_in, p->in_norm, N, C, C, eps);
     if (Lq) {
-        matmul_forward(a->qa, a->ln1, p->q_a, N, C, Lq);
+        linear_forward(a->qa, a->ln1, p->q_a, pk ? pk->q_a : NULL, N, C, Lq);
         rmsnorm_forward(a->qan, a->rstdq, a->qa, p->q_a_norm, N, Lq, Lq, eps);
-        matmul_forward(a->q, a->qan, p->q_b, N, Lq, H * Dq);
+        linear_forward(a->q, a->qan, p->q_b, pk ? pk->q_b : NULL, N, Lq, H * Dq);
     } else {
-        matmul_forward(a->q, a->ln1, p->q_proj, N, C, H * Dq);
+        linear_forward(a->q, a->ln1, p->q_proj, pk ? pk->q_proj : NULL, N, C, H * Dq);
     }
-    matmul_forward(a->kva, a->ln1, p->kv_a, N, C, R + Dr);
+    linear_forward(a->kva, a->ln1, p->kv_a, pk ? pk->kv_a : NULL, N, C, R + Dr);
     rmsnorm_forward(a->cn, a->rstdkv, a->kva, p->kv_a_norm, N, R, R + Dr, eps);
     matmul_forward(a->kvb, a->cn, p->kv_b, N, R, H * (Dn + Dv));
     rope_forward(a->q, m->rope_cos, m->rope_sin, N, T, H, H * Dq, Dq, Dn, Dr);
@@ -503,7 +516,7 @@ static void block_forward(Model *m, int l, float *x_out, int B, int T) {
             memcpy(k + Dn, a->kva + (long)n * (R + Dr) + R, sizeof(float) * Dr);
         }
     attention_forward(a->y, a->att, a->q, a->k, a->kvb + Dn, B, T, H, Dq, Dv, H * (Dn + Dv), Dn + Dv, m->attn_scale);
-    matmul_forward(a->x_mid, a->y, p->o_proj, N, H * Dv, C);
+    linear_forward(a->x_mid, a->y, p->o_proj, pk ? pk->o_proj : NULL, N, H * Dv, C);
     add_inplace(a->x_mid, a->x_in, (long)N * C);
 
     model_ffn_forward(m, l, x_out, B, T);
@@ -513,9 +526,12 @@ void model_ffn_forward(Model *m, int l, float *x_out, int B, int T) {
     const ModelConfig *c = &m->cfg;
     const LayerParams *p = &m->layers[l];
     LayerActs *a = &m->acts[l];
-    int N = B * T, C = c->hidden_size, F = ffn_width(c, l);
+    int N = B * T, C = c->hidden_size, F = config_ffn_width(c, l);
     rmsnorm_forward(a->ln2, a->rstd2, a->x_mid, p->post_norm, N, C, C, c->rms_norm_eps);
-    if (F) ffn_forward(x_out, a->fg, a->fu, a->fh, a->ln2, p->gate, p->up, p->down, N, C, F);
+    const PackedLayer *pk = packed_layer(m, l);
+    if (F)
+        ffn_forward(x_out, a->fg, a->fu, a->fh, a->ln2, p->gate, p->up, p->down, pk ? pk->gate : NULL,
+                    pk ? pk->up : NULL, pk ? pk->down : NULL, N, C, F);
     else memset(x_out, 0, sizeof(float) * N * C);
     if (config_is_moe_layer(c, l)) moe_forward(m, l, x_out, B, T);
     add_inplace(x_out, a->x_mid, (long)N * C);
@@ -657,7 +673,7 @@ static void block_backward(Model *m, int l, int B, int T) {
     const LayerActs *a = &m->acts[l];
     int N = B * T, C = c->hidden_size, H = c->num_attention_heads, Dq = config_qk_head_dim(c);
     int Dn = c->qk_nope_head_dim, Dr = c->qk_rope_head_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    int Lq = c->q_lora_rank, F = ffn_width(c, l);
+    int Lq = c->q_lora_rank, F = config_ffn_width(c, l);
     size_t NC = sizeof(float) * (size_t)N * C;
 
     // FFN: the residual passes dx through; the branch adds via rmsnorm's backward.

@@ -103,6 +103,9 @@ typedef struct Model {
     // xf into dxf (N,C) and w.r.t. the head into dlm_head (the forward's inputs and xf are still in place).
     void (*head_extra)(void *ctx, struct Model *m, const float *dlogp /* (N) */, float *dxf /* (N,C) */);
     void *head_extra_ctx;
+    // Pre-packed copies of the decoder layers' matrices (policy/packed.h), set by the rollout engine while it
+    // samples: the forward's products then run on them. NULL otherwise (training always uses params).
+    const struct PackedModel *packed;
     // activations for (B_max, T_max): one allocation
     int B_max, T_max, chunk;
     void *act_mem;

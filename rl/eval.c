@@ -269,11 +269,11 @@ int eval_run(EvalResult *res, Model *m, Tokenizer *tok, const Task *tasks, int n
         status = ERR("task %s: its prompt of %d tokens + max_new_tokens %d exceed the model's "
                      "max_position_embeddings %d", tasks[longest].id ? tasks[longest].id : "?", s.lens[longest],
                      rc.max_new_tokens, m->cfg.max_position_embeddings);
-    if (status == 0 && rc.token_budget <= 0) {
-        // a sequence's pages round its prompt part and its completion part up: at most 3 pages more
+    if (status == 0 && rc.token_budget <= 0) { // room for a full batch, or for all of a small run at once
         long per_chunk = (long)(chunk_tasks(k) < n ? chunk_tasks(k) : n) * k;
-        rc.token_budget = (per_chunk < rc.max_batch ? per_chunk : rc.max_batch) *
-                          (long)(s.lens[longest] + rc.max_new_tokens + 3 * rc.page_tokens);
+        RolloutConfig all = rc;
+        all.max_batch = per_chunk < rc.max_batch ? (int)per_chunk : rc.max_batch;
+        rc.token_budget = rollout_full_budget(&all, s.lens[longest]);
     }
     if (status == 0 && !(s.e = rollout_create(m, tok, &rc, s.lens[longest]))) status = -1;
     if (status == 0) {

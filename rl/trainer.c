@@ -706,7 +706,7 @@ static int setup(Trainer *t, bool resume) {
         TRY(rc);
     }
     RolloutConfig rc = c->rollout;
-    if (rc.token_budget == 0) rc.token_budget = (long)rc.max_batch * (t->max_prompt + rc.max_new_tokens);
+    if (rc.token_budget == 0) rc.token_budget = rollout_full_budget(&rc, t->max_prompt);
     if (!(t->engine = rollout_create(&t->m, t->tok, &rc, t->max_prompt))) return -1;
     TRY(alloc_step_buffers(t));
     t->steps_start = ckpt_step + 1;

@@ -1,9 +1,9 @@
 #include "rollout/decode.h"
 #include "common/error.h"
+#include "common/vmath.h"
 #include "policy/layers.h"
-#include <cblas.h>
+#include "policy/packed.h"
 #include <math.h>
-#include <stdint.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,14 +57,16 @@ size_t expanded_cache_token_bytes(const ModelConfig *c) {
 }
 
 enum { HB = 8 }; // heads per block in the attention kernels: the lanes of one 8-float vector
+enum { GROUP_LANES = 64 }; // queries (members x heads) of a share group: one register panel of gemm_small
 
 static int heads_padded(int H) { return (H + HB - 1) / HB * HB; }
 
-// Per-thread attention scratch (DecodeScratch.att), heads padded to Hp (a multiple of HB): the transposed
-// absorbed query (W, Hp), the running weighted latents (Hp, R), the running softmax maximum and sum (2, Hp), and
-// one page's scores (min(P, T_max) rows, Hp).
+// Per-thread attention scratch (DecodeScratch.att). A sequence's own rows, heads padded to Hp (a multiple of HB):
+// the transposed absorbed query (W, Hp), the weighted latents (Hp, R), the softmax maximum and sum (2, Hp) and
+// the scores of every cached row (T_max, Hp). A share group's rows, for GROUP_LANES queries: the same four.
 static size_t att_thread_floats(const ModelConfig *c, int T_max) {
-    return (size_t)heads_padded(c->num_attention_heads) * (T_max + 2 * c->kv_lora_rank + c->qk_rope_head_dim + 2);
+    size_t per_lane = (size_t)T_max + 2 * c->kv_lora_rank + c->qk_rope_head_dim + 2;
+    return (heads_padded(c->num_attention_heads) + GROUP_LANES) * per_lane;
 }
 
 int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T_max) {
@@ -77,7 +79,10 @@ int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T
     size_t n = (size_t)N_max * (2 * C + 1 + 2 * Lq + H * Dq + W + H * W + H * R + H * Dv) +
                (size_t)s->threads * att_thread_floats(c, T_max);
     s->mem = grpo_malloc(n * sizeof(float), "decode scratch");
-    if (!s->mem) return -1;
+    s->members = grpo_malloc(sizeof(int) * (3 * (size_t)N_max + 1), "decode scratch");
+    if (!s->mem || !s->members) return -1;
+    s->group_off = s->members + N_max;
+    s->group_shared = s->group_off + N_max + 1;
     float *p = s->mem;
 #define CARVE(field, count) do { s->field = p; p += (size_t)(count); } while (0)
     CARVE(x, N_max * C);
@@ -97,151 +102,113 @@ int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T
 
 void decode_scratch_free(DecodeScratch *s) {
     free(s->mem);
+    free(s->members);
     memset(s, 0, sizeof *s);
 }
 
+// 8 floats, one vector of HB heads; aligned(4) lets it load from any float address.
+typedef float vec8 __attribute__((vector_size(32), aligned(4)));
+
 // Scores of n cached rows of one page (row t at row0 + t*W) for all heads: S[t, h] = scale * qT[:, h] . row_t.
-// The heads are the vector lanes (no horizontal sums); a block of TB rows shares each load of the query and
-// gives TB independent accumulator chains.
-enum { TB = 8 };
+// The heads are the vector lanes (no horizontal sums). Four rows share each load of the query, and even and
+// odd i accumulate apart: eight independent chains, with few enough pointers to stay in registers.
 static void page_scores(float *restrict S /* (n,Hp) */, const float *restrict qT /* (W,Hp) */,
                         const float *restrict row0, int n, int W, int Hp, float scale) {
     int t = 0;
-    for (; t + TB <= n; t += TB)
+    for (; t + 4 <= n; t += 4)
         for (int hb = 0; hb < Hp; hb += HB) {
-            float a[TB][HB] = {{0}};
-            for (int i = 0; i < W; i++) {
-                const float *restrict q = qT + (size_t)i * Hp + hb;
-                for (int u = 0; u < TB; u++) {
-                    float x = row0[(size_t)(t + u) * W + i];
-#pragma omp simd
-                    for (int k = 0; k < HB; k++) a[u][k] += q[k] * x;
-                }
+            const float *r0 = row0 + (size_t)t * W, *r1 = r0 + W, *r2 = r1 + W, *r3 = r2 + W;
+            vec8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+            int i = 0;
+            for (; i + 2 <= W; i += 2) {
+                vec8 q0 = *(const vec8 *)(qT + (size_t)i * Hp + hb), q1 = *(const vec8 *)(qT + (size_t)(i + 1) * Hp + hb);
+                a0 += q0 * r0[i], a1 += q0 * r1[i], a2 += q0 * r2[i], a3 += q0 * r3[i];
+                b0 += q1 * r0[i + 1], b1 += q1 * r1[i + 1], b2 += q1 * r2[i + 1], b3 += q1 * r3[i + 1];
             }
-            for (int u = 0; u < TB; u++)
-                for (int k = 0; k < HB; k++) S[(size_t)(t + u) * Hp + hb + k] = a[u][k] * scale;
+            if (i < W) {
+                vec8 q0 = *(const vec8 *)(qT + (size_t)i * Hp + hb);
+                a0 += q0 * r0[i], a1 += q0 * r1[i], a2 += q0 * r2[i], a3 += q0 * r3[i];
+            }
+            *(vec8 *)(S + (size_t)t * Hp + hb) = (a0 + b0) * scale;
+            *(vec8 *)(S + (size_t)(t + 1) * Hp + hb) = (a1 + b1) * scale;
+            *(vec8 *)(S + (size_t)(t + 2) * Hp + hb) = (a2 + b2) * scale;
+            *(vec8 *)(S + (size_t)(t + 3) * Hp + hb) = (a3 + b3) * scale;
         }
     for (; t < n; t++)
         for (int hb = 0; hb < Hp; hb += HB) {
-            float a[HB] = {0};
-            for (int i = 0; i < W; i++) {
-                const float *restrict q = qT + (size_t)i * Hp + hb;
-                float x = row0[(size_t)t * W + i];
-#pragma omp simd
-                for (int k = 0; k < HB; k++) a[k] += q[k] * x;
-            }
-            for (int k = 0; k < HB; k++) S[(size_t)t * Hp + hb + k] = a[k] * scale;
+            vec8 a = {0};
+            for (int i = 0; i < W; i++) a += *(const vec8 *)(qT + (size_t)i * Hp + hb) * row0[(size_t)t * W + i];
+            *(vec8 *)(S + (size_t)t * Hp + hb) = a * scale;
         }
 }
 
-// exp(x) for the softmax's x <= 0, written so that it vectorises (libm's expf does not, and floorf and float-to-int
-// conversions not without -fno-trapping-math): n = round(x / ln 2) by the 1.5 * 2^23 trick, which also leaves n
-// in the low bits of t; 2^n * p(x - n ln 2) with Cephes' expf polynomial. Relative error < 1e-7; x < -87 gives
-// exp(-87).
-static inline float exp_neg(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float t = x * 1.44269504088896341f + 12582912.0f, n = t - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { float f; int32_t i; } a = {.f = t}, b;
-    b.i = (a.i - 0x4B400000 + 127) << 23;
-    return p * b.f;
-}
-
-// acc[h, :] += sum_t S[t, h] * c_kv_t for the n rows of one page, in blocks of HB heads x CW columns held in
-// registers while the page's rows (in L1) stream past.
+// acc[h, :] = sum_t S[t, h] * c_kv_t over all len cached rows, in blocks of HB heads x CW columns held in
+// registers while the rows stream past (page by page).
 enum { CW = 16 };
-static void page_weighted(float *restrict acc /* (Hp,R) */, const float *restrict S /* (n,Hp) */,
-                          const float *restrict row0, int n, int W, int Hp, int R) {
+static void weighted_latents(float *restrict acc /* (Hp,R) */, const float *restrict S /* (len,Hp) */,
+                             const LatentCache *kc, int l, const int *pages, int len, int Hp, int R) {
+    int W = kc->W, P = kc->P;
     for (int c0 = 0; c0 < R; c0 += CW)
         for (int hb = 0; hb < Hp; hb += HB) {
-            float a[HB][CW];
-            if (c0 + CW <= R) {
-                for (int k = 0; k < HB; k++)
-                    for (int j = 0; j < CW; j++) a[k][j] = acc[(size_t)(hb + k) * R + c0 + j];
-                for (int t = 0; t < n; t++) {
-                    const float *restrict row = row0 + (size_t)t * W + c0, *restrict p = S + (size_t)t * Hp + hb;
-                    for (int k = 0; k < HB; k++)
+            float a[HB][CW] = {{0}};
+            int cw = R - c0 < CW ? R - c0 : CW;
+            for (int t0 = 0; t0 < len; t0 += P) {
+                int n = len - t0 < P ? len - t0 : P;
+                const float *row0 = latent_cache_row(kc, pages[t0 / P], l, 0) + c0;
+                const float *p0 = S + (size_t)t0 * Hp + hb;
+                if (cw == CW)
+                    for (int t = 0; t < n; t++) {
+                        const float *restrict row = row0 + (size_t)t * W, *restrict p = p0 + (size_t)t * Hp;
+                        for (int k = 0; k < HB; k++)
 #pragma omp simd
-                        for (int j = 0; j < CW; j++) a[k][j] += p[k] * row[j];
-                }
-                for (int k = 0; k < HB; k++)
-                    for (int j = 0; j < CW; j++) acc[(size_t)(hb + k) * R + c0 + j] = a[k][j];
-            } else { // a last partial block of columns
-                for (int t = 0; t < n; t++)
-                    for (int k = 0; k < HB; k++) {
-                        float w = S[(size_t)t * Hp + hb + k];
-                        for (int j = c0; j < R; j++) acc[(size_t)(hb + k) * R + j] += w * row0[(size_t)t * W + j];
+                            for (int j = 0; j < CW; j++) a[k][j] += p[k] * row[j];
                     }
+                else // a last partial block of columns
+                    for (int t = 0; t < n; t++)
+                        for (int k = 0; k < HB; k++)
+                            for (int j = 0; j < cw; j++) a[k][j] += p0[(size_t)t * Hp + k] * row0[(size_t)t * W + j];
             }
+            for (int k = 0; k < HB; k++)
+                for (int j = 0; j < cw; j++) acc[(size_t)(hb + k) * R + c0 + j] = a[k][j];
         }
 }
 
-// The online-softmax step for one page's scores S (n, Hp): the running maximum mx grows to cover them, the
-// running sum and, when the maximum grew, the weighted latents acc (Hp, R) are rescaled by exp(old - new), and
-// S becomes exp(S - mx) with its sum added. Blocks of HB heads, so that the loops vectorise.
-static void page_softmax(float *restrict S, float *restrict mx, float *restrict sum, float *restrict acc, int n, int Hp,
-                         int R, bool rescale) {
+// S (len, Hp) becomes exp(S - max) per column; mx and sum (Hp) get the maxima and the totals. Blocks of HB
+// columns, so that the loops vectorise.
+static void softmax_columns(float *restrict S, float *restrict mx, float *restrict sum, int len, int Hp) {
     for (int hb = 0; hb < Hp; hb += HB) {
-        float m[HB], corr[HB], su[HB];
-        for (int k = 0; k < HB; k++) m[k] = mx[hb + k];
-        for (int t = 0; t < n; t++) {
+        float m[HB], su[HB] = {0};
+        for (int k = 0; k < HB; k++) m[k] = -INFINITY;
+        for (int t = 0; t < len; t++) {
             const float *restrict st = S + (size_t)t * Hp + hb;
 #pragma omp simd
             for (int k = 0; k < HB; k++) m[k] = st[k] > m[k] ? st[k] : m[k];
         }
-        bool grew = false;
-        for (int k = 0; k < HB; k++) grew |= m[k] > mx[hb + k];
-#pragma omp simd
-        for (int k = 0; k < HB; k++) {
-            corr[k] = exp_neg(mx[hb + k] - m[k]);
-            su[k] = sum[hb + k] * corr[k];
-        }
-        if (grew && rescale)
-            for (int k = 0; k < HB; k++)
-#pragma omp simd
-                for (int i = 0; i < R; i++) acc[(size_t)(hb + k) * R + i] *= corr[k];
-        for (int t = 0; t < n; t++) {
+        for (int t = 0; t < len; t++) {
             float *restrict st = S + (size_t)t * Hp + hb;
 #pragma omp simd
             for (int k = 0; k < HB; k++) {
-                float e = exp_neg(st[k] - m[k]);
-                st[k] = e;
-                su[k] += e;
+                st[k] = exp_neg(st[k] - m[k]);
+                su[k] += st[k];
             }
         }
         for (int k = 0; k < HB; k++) mx[hb + k] = m[k], sum[hb + k] = su[k];
     }
 }
 
-// Attention of one sequence over its cached rows 0..len-1 for all heads at once, one page at a time (the
-// page's rows are read into L1 once): scores = q_abs . rows, an online softmax (running maximum and sum,
-// earlier sums rescaled when the maximum grows), then the weighted sum of the c_kv rows.
-static void latent_attention(float *olat,        // (H,R)
-                             float *ws,          // att_thread_floats scratch
-                             const float *qabs,  // (H,W)
-                             const LatentCache *kc, int l, const int *pages, int len, int H, int R, float scale) {
-    int W = kc->W, P = kc->P, Hp = heads_padded(H);
-    float *qT = ws, *acc = qT + (size_t)W * Hp, *mx = acc + (size_t)Hp * R, *sum = mx + Hp, *S = sum + Hp;
-    for (int i = 0; i < W; i++)
-        for (int h = 0; h < Hp; h++) qT[(size_t)i * Hp + h] = h < H ? qabs[(size_t)h * W + i] : 0.0f;
-    memset(acc, 0, sizeof(float) * Hp * R);
-    for (int h = 0; h < Hp; h++) mx[h] = -INFINITY, sum[h] = 0.0f;
+// Attention of one sequence over its own cached rows (len of them, in pages[0..], with the scale folded into its
+// query qT), all heads at once: the scores of every row (page by page, each page's rows read into L1 once), one
+// softmax, then the weighted sum of the c_kv rows. Leaves the unnormalised weighted latents in acc (Hp,R), and
+// the softmax maximum and sum per head in mx and sum (Hp), for the caller to merge with a shared part.
+static void attend_rows(float *acc, float *mx, float *sum, float *S /* (len,Hp) */, const float *qT /* (W,Hp) */,
+                        const LatentCache *kc, int l, const int *pages, int len, int Hp, int R) {
+    int P = kc->P;
     for (int t0 = 0; t0 < len; t0 += P) {
         int n = len - t0 < P ? len - t0 : P;
-        const float *row0 = latent_cache_row(kc, pages[t0 / P], l, 0);
-        page_scores(S, qT, row0, n, W, Hp, scale);
-        page_softmax(S, mx, sum, acc, n, Hp, R, t0 > 0);
-        page_weighted(acc, S, row0, n, W, Hp, R);
+        page_scores(S + (size_t)t0 * Hp, qT, latent_cache_row(kc, pages[t0 / P], l, 0), n, kc->W, Hp, 1.0f);
     }
-    for (int h = 0; h < H; h++)
-        for (int i = 0; i < R; i++) olat[(size_t)h * R + i] = acc[(size_t)h * R + i] / sum[h];
+    softmax_columns(S, mx, sum, len, Hp);
+    weighted_latents(acc, S, kc, l, pages, len, Hp, R);
 }
 
 // Pairwise RoPE of one Dr-vector at one position (the layout and tables of policy/layers.h's rope_forward).
@@ -253,16 +220,16 @@ static inline void rope_row(float *x, const float *cs, const float *sn, int Dr) 
     }
 }
 
-// Everything between the projections and o_proj for sequences n0..n1-1, so that a decode step's attention is
-// one parallel loop over chunks of sequences (one fork/join per layer rather than one per head and phase; a
-// BLAS call inside it runs on its thread): each sequence's [rmsnorm(c_kv), rope(k_pe)] row into the cache and
-// its rotated q_pe into the absorbed query; W_UK absorbed into the queries (one matmul per head over the
-// chunk); attention over the cached rows; W_UV applied (one matmul per head).
-static void attend_chunk(const Model *m, const LayerParams *p, const LatentCache *kc, DecodeScratch *s, int l,
-                         int *const *pages, const int *pos, int n0, int n1, float *ws /* att_thread_floats */) {
+// A decode step's attention runs in three phases over the batch (one parallel region per layer, a barrier
+// between phases): (A) per chunk of sequences, each one's [rmsnorm(c_kv), rope(k_pe)] row into the cache, its
+// rotated q_pe into the absorbed query and W_UK absorbed into the queries (one product per head over the chunk);
+// (B) per share group, attention over the cached rows; (C) per chunk, W_UV applied (one product per head).
+
+static void absorb_chunk(const Model *m, const LayerParams *p, const PackedModel *pk, const LatentCache *kc,
+                         DecodeScratch *s, int l, int *const *pages, const int *pos, int n0, int n1) {
     const ModelConfig *c = &m->cfg;
     int H = c->num_attention_heads, Dn = c->qk_nope_head_dim, Dr = c->qk_rope_head_dim, Dq = Dn + Dr;
-    int Dv = c->v_head_dim, R = c->kv_lora_rank, W = R + Dr, half = Dr / 2, M = n1 - n0;
+    int R = c->kv_lora_rank, W = R + Dr, half = Dr / 2;
     for (int n = n0; n < n1; n++) {
         const float *cs = m->rope_cos + (size_t)pos[n] * half, *sn = m->rope_sin + (size_t)pos[n] * half;
         const float *kva = s->kva + (size_t)n * W;
@@ -279,58 +246,171 @@ static void attend_chunk(const Model *m, const LayerParams *p, const LatentCache
         }
     }
     // q_lat[n,h] = q_nope[n,h] @ W_UK[h] with W_UK[h] the (Dn,R) k rows of kv_b for head h
+    const PackedLayer *pl = &pk->layers[l];
     for (int h = 0; h < H; h++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, R, Dn, 1.0f, s->q + (size_t)n0 * H * Dq + h * Dq,
-                    H * Dq, p->kv_b + (size_t)h * (Dn + Dv) * R, R, 0.0f, s->qabs + (size_t)n0 * H * W + h * W, H * W);
-    for (int n = n0; n < n1; n++)
-        latent_attention(s->olat + (size_t)n * H * R, ws, s->qabs + (size_t)n * H * W, kc, l, pages[n], pos[n] + 1, H,
-                         R, m->attn_scale);
-    // y[n,h] = W_UV[h] @ olat[n,h] with W_UV[h] the (Dv,R) v rows of kv_b for head h
-    for (int h = 0; h < H; h++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Dv, R, 1.0f, s->olat + (size_t)n0 * H * R + h * R,
-                    H * R, p->kv_b + ((size_t)h * (Dn + Dv) + Dn) * R, R, 0.0f, s->y + (size_t)n0 * H * Dv + h * Dv,
-                    H * Dv);
+        matmul_packed_forward(s->qabs + (size_t)n0 * H * W + h * W, H * W, s->q + (size_t)n0 * H * Dq + h * Dq, H * Dq,
+                              pl->w_uk + h * pk->uk_stride, n1 - n0, Dn, R);
 }
 
-void decode_step(Model *m, LatentCache *kc, DecodeScratch *s, const int *tokens, const int *pos, int *const *pages,
-                 int N) {
+static void values_chunk(const Model *m, const PackedModel *pk, DecodeScratch *s, int l, int n0, int n1) {
+    const ModelConfig *c = &m->cfg;
+    int H = c->num_attention_heads, Dv = c->v_head_dim, R = c->kv_lora_rank;
+    const PackedLayer *pl = &pk->layers[l];
+    // y[n,h] = W_UV[h] @ olat[n,h] with W_UV[h] the (Dv,R) v rows of kv_b for head h
+    for (int h = 0; h < H; h++)
+        matmul_packed_forward(s->y + (size_t)n0 * H * Dv + h * Dv, H * Dv, s->olat + (size_t)n0 * H * R + h * R, H * R,
+                              pl->w_uv + h * pk->uv_stride, n1 - n0, R, Dv);
+}
+
+// Attention for the G sequences members[0..G-1] whose first `shared` pages are the same pages (the samples of
+// one prompt: G = 1 or shared = 0 is a sequence alone). The shared rows are scored and summed once for all
+// members, as products of all G*H queries with each page's rows (gemm_small: every row is read once per group
+// instead of once per sample); each member then attends over its own rows and the two softmax parts are merged
+// (rescaled to their common maximum).
+static void attend_group(const DecodeScratch *s, float *ws, const LatentCache *kc, int l, int *const *pages,
+                         const int *pos, const int *members, int G, int shared, int H, int R, float scale) {
+    int W = kc->W, P = kc->P, Hp = heads_padded(H), L = G * H, Lp = (L + 15) / 16 * 16, n_sh = shared * P;
+    float *qT = ws, *acc = qT + (size_t)W * Hp, *mx = acc + (size_t)Hp * R, *sum = mx + Hp, *S = sum + Hp;
+    float *gq = S + (size_t)s->T_max * Hp, *gacc = gq + (size_t)W * GROUP_LANES, *gmx = gacc + (size_t)GROUP_LANES * R;
+    float *gsum = gmx + GROUP_LANES, *gS = gsum + GROUP_LANES;
+    if (n_sh) {
+        // gq (W, Lp): lane g*H + h holds member g's head h; the scale folded in.
+        memset(gq, 0, sizeof(float) * W * Lp);
+        for (int g = 0; g < G; g++)
+            for (int h = 0; h < H; h++) {
+                const float *q = s->qabs + ((size_t)members[g] * H + h) * W;
+                for (int i = 0; i < W; i++) gq[(size_t)i * Lp + g * H + h] = scale * q[i];
+            }
+        for (int pg = 0; pg < shared; pg++)
+            gemm_small(gS + (size_t)pg * P * Lp, Lp, latent_cache_row(kc, pages[members[0]][pg], l, 0), W, 1, gq, Lp,
+                       P, W, L, false);
+        for (int k = 0; k < L; k++) gmx[k] = -INFINITY, gsum[k] = 0.0f;
+        for (int t = 0; t < n_sh; t++)
+            for (int k = 0; k < L; k++) gmx[k] = gS[(size_t)t * Lp + k] > gmx[k] ? gS[(size_t)t * Lp + k] : gmx[k];
+        for (int t = 0; t < n_sh; t++)
+#pragma omp simd
+            for (int k = 0; k < L; k++) {
+                float e = exp_neg(gS[(size_t)t * Lp + k] - gmx[k]);
+                gS[(size_t)t * Lp + k] = e;
+                gsum[k] += e;
+            }
+        // gacc (L, R) = sum over the shared rows of weight x c_kv: X = gS transposed (lanes x rows)
+        for (int pg = 0; pg < shared; pg++)
+            gemm_small(gacc, R, gS + (size_t)pg * P * Lp, 1, Lp, latent_cache_row(kc, pages[members[0]][pg], l, 0), W, L,
+                       P, R, pg > 0);
+    }
+    for (int g = 0; g < G; g++) {
+        int n = members[g];
+        const float *qabs = s->qabs + (size_t)n * H * W;
+        for (int i = 0; i < W; i++)
+            for (int h = 0; h < Hp; h++) qT[(size_t)i * Hp + h] = h < H ? scale * qabs[(size_t)h * W + i] : 0.0f;
+        attend_rows(acc, mx, sum, S, qT, kc, l, pages[n] + shared, pos[n] + 1 - n_sh, Hp, R);
+        float *olat = s->olat + (size_t)n * H * R;
+        for (int h = 0; h < H; h++) {
+            float a = 0.0f, b = 1.0f, total = sum[h];
+            const float *sh = gacc + (size_t)(g * H + h) * R;
+            if (n_sh) { // merge: both parts rescaled to the larger maximum
+                float top = gmx[g * H + h] > mx[h] ? gmx[g * H + h] : mx[h];
+                a = exp_neg(gmx[g * H + h] - top), b = exp_neg(mx[h] - top);
+                total = a * gsum[g * H + h] + b * sum[h];
+            }
+            float inv = 1.0f / total;
+            for (int i = 0; i < R; i++)
+                olat[(size_t)h * R + i] = ((n_sh ? a * sh[i] : 0.0f) + b * acc[(size_t)h * R + i]) * inv;
+        }
+    }
+}
+
+// Share groups for this step: sequences with the same first page hold the same prompt; their common full
+// pages (below every member's position, so none is written this step) are shared. Groups of at most
+// GROUP_LANES / H members (one register panel of queries). None when H leaves room for one member only, when
+// rows of c_kv cannot be read in vectors of 16 (gemm_small), or when pages are short: the shared products run
+// page by page, and at 16 rows a page their fixed costs ate the gain (measured with bench/bench_rollout.py).
+static void find_groups(DecodeScratch *s, const LatentCache *kc, int *const *pages, const int *pos, int N, int H,
+                        int R) {
+    int per = GROUP_LANES / H, P = kc->P;
+    bool share = per >= 2 && (R + 15) / 16 * 16 <= kc->W && P >= 32;
+    int *ord = s->members;
+    for (int n = 0; n < N; n++) { // insertion sort by first page (N is a batch: small)
+        int k = n;
+        while (k > 0 && pages[ord[k - 1]][0] > pages[n][0]) ord[k] = ord[k - 1], k--;
+        ord[k] = n;
+    }
+    s->n_groups = 0;
+    for (int i = 0; i < N;) {
+        int j = i + 1;
+        while (share && j < N && j - i < per && pages[ord[j]][0] == pages[ord[i]][0]) j++;
+        int shared = 0;
+        if (j - i > 1) {
+            int lo = pos[ord[i]];
+            for (int k = i + 1; k < j; k++) lo = pos[ord[k]] < lo ? pos[ord[k]] : lo;
+            for (; shared < lo / P; shared++) {
+                bool same = true;
+                for (int k = i + 1; k < j; k++) same &= pages[ord[k]][shared] == pages[ord[i]][shared];
+                if (!same) break;
+            }
+        }
+        s->group_off[s->n_groups] = i;
+        s->group_shared[s->n_groups++] = shared;
+        i = j;
+    }
+    s->group_off[s->n_groups] = N;
+}
+
+void decode_step(Model *m, const PackedModel *pk, LatentCache *kc, DecodeScratch *s, const int *tokens, const int *pos,
+                 int *const *pages, int N) {
     const ModelConfig *c = &m->cfg;
     int C = c->hidden_size, H = c->num_attention_heads, Dq = config_qk_head_dim(c), Dv = c->v_head_dim;
     int R = c->kv_lora_rank, W = R + c->qk_rope_head_dim, Lq = c->q_lora_rank, L = c->num_hidden_layers;
     float eps = c->rms_norm_eps;
     bool count_load = m->count_load;
     float aux_alpha = m->aux_alpha;
+    const PackedModel *packed = m->packed;
     m->count_load = false;
     m->aux_alpha = 0.0f;
+    m->packed = pk;
     // Chunks of up to 16 sequences, at least two per thread where N allows (dynamic: lengths differ).
     int chunk = (N + 2 * s->threads - 1) / (2 * s->threads);
     chunk = chunk < 1 ? 1 : chunk > 16 ? 16 : chunk;
     int n_chunks = (N + chunk - 1) / chunk;
+    find_groups(s, kc, pages, pos, N, H, R);
 
     embedding_forward(s->x, tokens, m->embed, N, C);
     for (int l = 0; l < L; l++) {
         const LayerParams *p = &m->layers[l];
+        const PackedLayer *pl = &pk->layers[l];
         rmsnorm_forward(s->ln, s->rstd, s->x, p->in_norm, N, C, C, eps);
         if (Lq) {
-            matmul_forward(s->qa, s->ln, p->q_a, N, C, Lq);
+            matmul_packed_forward(s->qa, Lq, s->ln, C, pl->q_a, N, C, Lq);
             rmsnorm_forward(s->qan, s->rstd, s->qa, p->q_a_norm, N, Lq, Lq, eps);
-            matmul_forward(s->q, s->qan, p->q_b, N, Lq, H * Dq);
+            matmul_packed_forward(s->q, H * Dq, s->qan, Lq, pl->q_b, N, Lq, H * Dq);
         } else {
-            matmul_forward(s->q, s->ln, p->q_proj, N, C, H * Dq);
+            matmul_packed_forward(s->q, H * Dq, s->ln, C, pl->q_proj, N, C, H * Dq);
         }
-        matmul_forward(s->kva, s->ln, p->kv_a, N, C, W);
-#pragma omp parallel for schedule(dynamic) if (n_chunks > 1)
-        for (int k = 0; k < n_chunks; k++)
-            attend_chunk(m, p, kc, s, l, pages, pos, k * chunk, (k + 1) * chunk < N ? (k + 1) * chunk : N,
-                         s->att + (size_t)omp_get_thread_num() * att_thread_floats(c, s->T_max));
+        matmul_packed_forward(s->kva, W, s->ln, C, pl->kv_a, N, C, W);
+#pragma omp parallel if (N > 1)
+        {
+            float *ws = s->att + (size_t)omp_get_thread_num() * att_thread_floats(c, s->T_max);
+#pragma omp for schedule(dynamic)
+            for (int k = 0; k < n_chunks; k++)
+                absorb_chunk(m, p, pk, kc, s, l, pages, pos, k * chunk, (k + 1) * chunk < N ? (k + 1) * chunk : N);
+#pragma omp for schedule(dynamic)
+            for (int g = 0; g < s->n_groups; g++)
+                attend_group(s, ws, kc, l, pages, pos, s->members + s->group_off[g], s->group_off[g + 1] - s->group_off[g],
+                             s->group_shared[g], H, R, m->attn_scale);
+#pragma omp for schedule(dynamic)
+            for (int k = 0; k < n_chunks; k++)
+                values_chunk(m, pk, s, l, k * chunk, (k + 1) * chunk < N ? (k + 1) * chunk : N);
+        }
         LayerActs *a = &m->acts[l];
-        matmul_forward(a->x_mid, s->y, p->o_proj, N, H * Dv, C);
+        matmul_packed_forward(a->x_mid, C, s->y, H * Dv, pl->o_proj, N, H * Dv, C);
         for (size_t i = 0; i < (size_t)N * C; i++) a->x_mid[i] += s->x[i];
         model_ffn_forward(m, l, s->x, N, 1);
     }
     rmsnorm_forward(m->xf, m->rstdf, s->x, m->final_norm, N, C, C, eps);
     m->count_load = count_load;
     m->aux_alpha = aux_alpha;
+    m->packed = packed;
 }
 
 void decode_cache_prompt(LatentCache *kc, const Model *m, const int *pages, int T) {

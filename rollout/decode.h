@@ -10,6 +10,7 @@
 // Legend (policy/config.h): N sequences in a decode step, C, H, Dn, Dr, Dq, Dv, R, Lq, V; W = R + Dr.
 #pragma once
 #include "policy/model.h"
+#include "policy/packed.h"
 #include <stddef.h>
 
 typedef struct {
@@ -50,8 +51,12 @@ typedef struct {
     float *qabs;           // (N,H,W) absorbed queries [W_UK^T q_nope, q_pe]
     float *olat;           // (N,H,R) attention-weighted latents
     float *y;              // (N,H*Dv)
-    float *att;            // per thread: transposed queries, running latents, online-softmax state and one
-                           // page's scores, heads padded to the vector width
+    float *att;            // per thread: transposed queries, weighted latents, softmax state and scores, for a
+                           // sequence's own rows and for a share group's (decode.c: att_thread_floats)
+    int *members;          // (N) this step's sequences ordered by share group
+    int *group_off;        // (N+1) each group's first entry in members
+    int *group_shared;     // (N) pages its members share
+    int n_groups;
 } DecodeScratch;
 
 int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T_max);
@@ -59,10 +64,11 @@ void decode_scratch_free(DecodeScratch *s);
 
 // One decode step for N sequences: sequence n feeds tokens[n] at position pos[n] (its cached length),
 // whose [c_kv, k_pe] rows are written to page pages[n][pos[n] / P] (the caller provides that page), and
-// gets the final hidden state in m->xf rows 0..N-1 (N,C). The FFN runs through model_ffn_forward on
-// m->acts (which must hold N tokens). Routing statistics are not counted.
-void decode_step(Model *m, LatentCache *kc, DecodeScratch *s, const int *tokens /* (N) */, const int *pos /* (N) */,
-                 int *const *pages /* (N) page tables */, int N);
+// gets the final hidden state in m->xf rows 0..N-1 (N,C). Every product runs on pk, the packed copies of m's
+// current parameters (packed_model_pack); the FFN through model_ffn_forward on m->acts (which must hold N
+// tokens). Routing statistics are not counted.
+void decode_step(Model *m, const PackedModel *pk, LatentCache *kc, DecodeScratch *s, const int *tokens /* (N) */,
+                 const int *pos /* (N) */, int *const *pages /* (N) page tables */, int N);
 // After model_forward_hidden(m, prompt, 1, T): copies the T prompt tokens' [c_kv, k_pe] rows of every main
 // layer into the pages (ceil(T/P) of them).
 void decode_cache_prompt(LatentCache *kc, const Model *m, const int *pages, int T);

@@ -9,9 +9,17 @@
 
 RolloutConfig rollout_defaults(void) {
     RolloutConfig c = {.group_size = 8, .max_new_tokens = 256, .sampler = sampler_defaults(), .max_batch = 64,
-                       .page_tokens = 16};
-    c.token_budget = (long)c.max_batch * (512 + c.max_new_tokens);
+                       .page_tokens = 64};
+    c.token_budget = rollout_full_budget(&c, 512);
     return c;
+}
+
+long rollout_full_budget(const RolloutConfig *c, int max_prompt) {
+    int P = c->page_tokens, G = c->group_size;
+    long groups = c->max_batch / G > 0 ? c->max_batch / G : 1;
+    // a sample's pages: its copy of the prompt's partial last page (at most P - 1 rows) and its new tokens
+    long pages = (max_prompt + P - 1) / P + (long)G * ((P - 1 + c->max_new_tokens + P - 1) / P);
+    return groups * pages * P;
 }
 
 const char *finish_reason_name(FinishReason f) { return f == FINISH_STOP ? "stop" : "length"; }
@@ -65,6 +73,7 @@ struct RolloutEngine {
     int max_prompt, T_max, V;
     LatentCache kc;
     DecodeScratch ds;
+    PackedModel pk;        // the model's matrices packed for small products, refreshed by every rollout
     int pages_per_seq;
     int reserved;          // pages promised to admitted groups
     int n_moe, K;
@@ -91,6 +100,7 @@ void rollout_free(RolloutEngine *e) {
     if (!e) return;
     latent_cache_free(&e->kc);
     decode_scratch_free(&e->ds);
+    packed_model_free(&e->pk);
     if (e->seqs)
         for (int i = 0; i < e->cfg.max_batch; i++) tok_text_free(&e->seqs[i].text);
     free(e->seqs);
@@ -151,7 +161,8 @@ RolloutEngine *rollout_create(Model *m, const Tokenizer *tok, const RolloutConfi
         ERR("token_budget %ld: expected between 1 and 2^30 pages of %d tokens", cfg->token_budget, P);
         goto fail;
     }
-    if (latent_cache_init(&e->kc, c, (int)n_pages, P) != 0 || decode_scratch_init(&e->ds, c, B, e->T_max) != 0)
+    if (latent_cache_init(&e->kc, c, (int)n_pages, P) != 0 || decode_scratch_init(&e->ds, c, B, e->T_max) != 0 ||
+        packed_model_init(&e->pk, m) != 0)
         goto fail;
     // The model's activations serve prefill (one prompt) and the FFN of a decode step (B tokens).
     if (!m->acts || m->T_max < max_prompt || (long)m->B_max * m->T_max < B) {
@@ -269,7 +280,7 @@ static int admit_group(RolloutEngine *e, int p, const int *prompt, int Tp, uint6
     for (int i = 0; i < g->prompt_pages; i++) shared[i] = latent_cache_take(&e->kc);
     TRY(model_forward_hidden(m, prompt, 1, Tp));
     decode_cache_prompt(&e->kc, m, shared, Tp);
-    matmul_forward(e->logits, m->xf + (size_t)(Tp - 1) * C, m->lm_head, 1, C, e->V);
+    matmul_packed_forward(e->logits, e->V, m->xf + (size_t)(Tp - 1) * C, C, e->pk.lm_head, 1, C, e->V);
     st->prefill_tokens += Tp;
     st->prefill_s += now_s() - t0;
 
@@ -309,7 +320,7 @@ static int admit_group(RolloutEngine *e, int p, const int *prompt, int Tp, uint6
             q->pages[full] = own;
         }
         int id = sampler_sample(e->logits, e->V, &e->cfg.sampler, rng_uniform(q->stream, 0), e->probs, e->kept);
-        float lp = sampler_logprob(e->logits, e->V, e->cfg.sampler.temperature, id);
+        float lp = sampler_logprob(e->logits, e->V, e->cfg.sampler.temperature, id, e->probs);
         bool fin;
         TRY(append_token(e, q, id, lp, &fin));
         q->next = id;
@@ -335,9 +346,11 @@ static int decode_live(RolloutEngine *e, Group *groups, RolloutDone done, void *
     }
     if (N > st->max_live) st->max_live = N;
     double t0 = now_s();
-    decode_step(m, &e->kc, &e->ds, e->step_tok, e->step_pos, e->step_pages, N);
-    matmul_forward(e->logits, m->xf, m->lm_head, N, C, V);
+    decode_step(m, &e->pk, &e->kc, &e->ds, e->step_tok, e->step_pos, e->step_pages, N);
+    matmul_packed_forward(e->logits, V, m->xf, C, e->pk.lm_head, N, C, V);
     double t1 = now_s();
+    for (int g = 0; g < e->ds.n_groups; g++)
+        if (e->ds.group_shared[g]) st->shared_steps += e->ds.group_off[g + 1] - e->ds.group_off[g];
     st->decode_tokens += N;
     st->decode_s += t1 - t0;
 #pragma omp parallel for schedule(dynamic, 4) if (N > 4)
@@ -347,7 +360,8 @@ static int decode_live(RolloutEngine *e, Group *groups, RolloutDone done, void *
         const float *lg = e->logits + (size_t)n * V;
         e->drawn[n] = sampler_sample(lg, V, &e->cfg.sampler, rng_uniform(s->stream, (uint64_t)s->out->n),
                                      e->probs + (size_t)th * V, e->kept + (size_t)th * V);
-        e->drawn_lp[n] = sampler_logprob(lg, V, e->cfg.sampler.temperature, e->drawn[n]);
+        e->drawn_lp[n] = sampler_logprob(lg, V, e->cfg.sampler.temperature, e->drawn[n],
+                                         e->probs + (size_t)th * V);
     }
     st->sample_s += now_s() - t1;
     for (int n = 0; n < N; n++) {
@@ -387,6 +401,13 @@ int rollout_generate(RolloutEngine *e, const int *const *prompts, const int *pro
     memset(out, 0, sizeof(Completion) * P * G);
     Group *groups = grpo_calloc(P ? P : 1, sizeof(Group), "rollout groups");
     if (!groups) return -1;
+    // The parameters may have changed since the last rollout (a training step): pack them again; the
+    // prefill's forward uses the packed copies too while this call runs.
+    double t_pack = now_s();
+    packed_model_pack(&e->pk, e->m);
+    st->pack_s = now_s() - t_pack;
+    const PackedModel *packed = e->m->packed;
+    e->m->packed = &e->pk;
     int rc = 0, next = 0, live = 0;
     e->reserved = 0;
     for (;;) {
@@ -413,6 +434,7 @@ end:
             }
         for (int i = 0; i < P * G; i++) completion_free(&out[i]);
     }
+    e->m->packed = packed;
     free(groups);
     return rc;
 }

@@ -30,11 +30,12 @@ typedef struct {
     int n_stop_ids;
     int max_batch;           // sequences decoding at once
     long token_budget;       // latent-cache capacity in tokens, shared by all live sequences
-    int page_tokens;         // cache page size
+    int page_tokens;         // cache page size; a group's samples share their prompt's full pages
     bool record_routes;      // keep the experts each position was routed to (router replay)
 } RolloutConfig;
 
-// Defaults: G 8, 256 new tokens, temperature 1, batch 64, budget = batch * (512 + max_new) tokens, pages of 16.
+// Defaults: G 8, 256 new tokens, temperature 1, batch 64, pages of 64 tokens, budget rollout_full_budget for
+// prompts of 512 tokens.
 RolloutConfig rollout_defaults(void);
 
 typedef enum { FINISH_STOP, FINISH_LENGTH } FinishReason;
@@ -68,6 +69,9 @@ typedef struct RolloutEngine RolloutEngine;
 // activations (for prefill and the FFN of a decode step) are allocated here, once.
 RolloutEngine *rollout_create(Model *m, const Tokenizer *tok, const RolloutConfig *cfg, int max_prompt_tokens);
 void rollout_free(RolloutEngine *e);
+// The token budget at which max_batch sequences (whole groups, prompts of up to max_prompt tokens) always fit:
+// the default wherever a budget is not given.
+long rollout_full_budget(const RolloutConfig *c, int max_prompt);
 // Cache bytes for the configured budget.
 size_t rollout_cache_bytes(const RolloutEngine *e);
 
@@ -76,7 +80,8 @@ typedef void (*RolloutDone)(void *ctx, const Completion *c);
 
 typedef struct {
     long prefill_tokens, decode_tokens;
-    double prefill_s, decode_s, sample_s;
+    double prefill_s, decode_s, sample_s, pack_s; // pack_s: packing the weights (once per call)
+    long shared_steps;       // sequence-steps whose attention over shared prompt pages ran once for their group
     int max_live;            // most sequences decoding at once
 } RolloutStats;
 

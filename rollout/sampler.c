@@ -1,5 +1,6 @@
 #include "rollout/sampler.h"
 #include "common/error.h"
+#include "common/vmath.h"
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -29,6 +30,24 @@ float rng_uniform(uint64_t stream, uint64_t k) {
     return (float)(mix64(stream ^ mix64(k + 0x9e3779b97f4a7c15ULL)) >> 40) * (1.0f / 16777216.0f);
 }
 
+static float max_of(const float *x, int V) {
+    float mx = x[0];
+#pragma omp simd reduction(max : mx)
+    for (int i = 1; i < V; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+// probs = exp((logits - max) * inv_t), unnormalised; returns their sum.
+static float exp_scaled(float *restrict probs, const float *restrict logits, int V, float mx, float inv_t) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < V; i++) {
+        probs[i] = exp_neg((logits[i] - mx) * inv_t);
+        sum += probs[i];
+    }
+    return sum;
+}
+
 static int argmax(const float *x, int V) {
     int best = 0;
     for (int i = 1; i < V; i++)
@@ -51,13 +70,9 @@ int sampler_probs(float *probs, int *kept, const float *logits, int V, const Sam
         probs[kept[0]] = 1.0f;
         return 1;
     }
-    float inv_t = 1.0f / sp->temperature, mx = logits[argmax(logits, V)];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) {
-        probs[i] = expf((logits[i] - mx) * inv_t);
-        sum += probs[i];
-    }
-    for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
+    float inv_t = 1.0f / sp->temperature, inv_sum = 1.0f / exp_scaled(probs, logits, V, max_of(logits, V), inv_t);
+#pragma omp simd
+    for (int i = 0; i < V; i++) probs[i] *= inv_sum;
     int n = V;
     for (int i = 0; i < V; i++) kept[i] = i;
     bool truncating = (sp->top_k > 0 && sp->top_k < V) || sp->top_p < 1.0f || sp->min_p > 0.0f;
@@ -100,9 +115,7 @@ int sampler_sample(const float *logits, int V, const SamplerParams *sp, float co
     return kept[n - 1]; // rounding left the total a hair under coin
 }
 
-float sampler_logprob(const float *logits, int V, float temperature, int id) {
-    float inv_t = temperature > 0 ? 1.0f / temperature : 1.0f, mx = logits[argmax(logits, V)];
-    double sum = 0.0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - mx) * inv_t);
-    return (float)((logits[id] - mx) * inv_t - log(sum));
+float sampler_logprob(const float *logits, int V, float temperature, int id, float *scratch) {
+    float inv_t = temperature > 0 ? 1.0f / temperature : 1.0f, mx = max_of(logits, V);
+    return (logits[id] - mx) * inv_t - logf(exp_scaled(scratch, logits, V, mx, inv_t));
 }

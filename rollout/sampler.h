@@ -32,5 +32,5 @@ int sampler_probs(float *probs /* (V) */, int *kept /* (V) */, const float *logi
 int sampler_sample(const float *logits /* (V) */, int V, const SamplerParams *sp, float coin, float *probs /* (V) */,
                    int *kept /* (V) */);
 // log softmax(logits / t)[id] with t = temperature (1 when greedy): the log-probability the trainer
-// recomputes for the importance ratio (the untruncated, temperature-scaled distribution).
-float sampler_logprob(const float *logits /* (V) */, int V, float temperature, int id);
+// recomputes for the importance ratio (the untruncated, temperature-scaled distribution). scratch: V floats.
+float sampler_logprob(const float *logits /* (V) */, int V, float temperature, int id, float *scratch /* (V) */);

@@ -18,6 +18,10 @@
 #include <unistd.h>
 #include "common/error.h"
 #include "common/fileio.h"
+// common/vmath.h's vectorisable float approximations: libm's double functions instead.
+#define GRPO_VMATH_H
+#define exp_neg exp
+static inline double sigmoid_fast(double x) { return 1.0 / (1.0 + exp(-x)); }
 #define float double
 #define cblas_sgemm cblas_dgemm
 #define expf exp

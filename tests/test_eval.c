@@ -276,7 +276,7 @@ static void test_tiny_model(void) {
 
     // the same samples at another batch size and budget
     opt.rollout.max_batch = 4;
-    opt.rollout.token_budget = 4 * 200;
+    opt.rollout.token_budget = 4 * 256; // one group of 4 at a time (pages of 64: a group needs 896)
     opt.on_sample_ctx = &b;
     EvalResult r2;
     EXPECT(eval_run(&r2, &m, tok, tl.tasks, tl.n, &rs, &opt) == 0, "eval at batch 4: %s", grpo_error());

@@ -89,7 +89,7 @@ static void test_eval_cli(void) {
     EXPECT(strstr(samples, "\"verdict\":\"") && strstr(samples, "\"parts\":{\"math\":"), "verdict and parts");
 
     // JSON, under the existing run at step 50, with the same samples (same seed) and so the same values
-    snprintf(cmd, sizeof cmd, "%s --db run.db --run-id 1 --step 50 --json --name heldout --max-batch 4 --token-budget 400 --quiet", common);
+    snprintf(cmd, sizeof cmd, "%s --db run.db --run-id 1 --step 50 --json --name heldout --max-batch 4 --token-budget 640 --quiet", common);
     EXPECT(cli_run(dir, cmd, true, out, sizeof out) == 0, "eval --json: %s", out);
     EXPECT(!strncmp(out, "{\"dataset\":\"heldout\",\"tasks\":3,\"k\":4,\"metrics\":{\"pass@1\":", 57) &&
                strstr(out, "\"run_id\":1,\"step\":50}") && count_lines(out) == 1, "json (nothing on stderr): %s", out);

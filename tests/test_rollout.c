@@ -66,8 +66,11 @@ static void check_absorbed(const char *name, void (*tweak)(ModelConfig *)) {
     for (int s = 0; s < 2; s++) full_logits(&m, ref + (size_t)s * T * V, ids[s], T);
     LatentCache kc;
     DecodeScratch ds;
-    EXPECT(latent_cache_init(&kc, &m.cfg, 2 * T / P, P) == 0 && decode_scratch_init(&ds, &m.cfg, 2, T) == 0, "%s",
-           grpo_error());
+    PackedModel pk;
+    EXPECT(latent_cache_init(&kc, &m.cfg, 2 * T / P, P) == 0 && decode_scratch_init(&ds, &m.cfg, 2, T) == 0 &&
+               packed_model_init(&pk, &m) == 0,
+           "%s", grpo_error());
+    packed_model_pack(&pk, &m);
     int pages[2][T / P], prefill[2] = {1, 7};
     for (int s = 0; s < 2; s++) {
         for (int i = 0; i < T / P; i++) pages[s][i] = latent_cache_take(&kc);
@@ -88,9 +91,10 @@ static void check_absorbed(const char *name, void (*tweak)(ModelConfig *)) {
         }
         if (!n) break;
         int *tb[2] = {tables[row[0]], n > 1 ? tables[row[1]] : NULL};
-        decode_step(&m, &kc, &ds, tok, pos, tb, n);
+        decode_step(&m, &pk, &kc, &ds, tok, pos, tb, n);
         for (int i = 0; i < n; i++)
-            matmul_forward(got + ((size_t)row[i] * T + pos[i]) * V, m.xf + (size_t)i * C, m.lm_head, 1, C, V);
+            matmul_packed_forward(got + ((size_t)row[i] * T + pos[i]) * V, V, m.xf + (size_t)i * C, C, pk.lm_head, 1,
+                                  C, V);
     }
     for (int s = 0; s < 2; s++)
         for (int t = 0; t < T; t++) {
@@ -102,6 +106,7 @@ static void check_absorbed(const char *name, void (*tweak)(ModelConfig *)) {
     free(got);
     latent_cache_free(&kc);
     decode_scratch_free(&ds);
+    packed_model_free(&pk);
     model_free(&m);
 }
 static void test_absorbed_tiny(void) { check_absorbed("tiny (q_lora, YaRN, MoE)", NULL); }
@@ -143,7 +148,7 @@ static void reference_completion(Model *m, const Tokenizer *tok, const RolloutCo
         matmul_forward(logits, m->xf + (size_t)(T - 1) * C, m->lm_head, 1, C, V);
         int id = sampler_sample(logits, V, &rc->sampler, rng_uniform(stream, k), probs, kept);
         ids[k] = seq[T] = id;
-        lps[k] = sampler_logprob(logits, V, rc->sampler.temperature, id);
+        lps[k] = sampler_logprob(logits, V, rc->sampler.temperature, id, probs);
         (*n)++;
         bool stop = false;
         for (int i = 0; i < rc->n_stop_ids; i++) stop |= id == rc->stop_ids[i];
@@ -158,8 +163,10 @@ static void reference_completion(Model *m, const Tokenizer *tok, const RolloutCo
 }
 
 // Continuous batching (batch 5 < the 12 sequences, a budget that makes groups wait) and group sharing
-// give exactly the reference's tokens, and log-probs within fp32 noise.
-static void test_engine_matches_reference(void) {
+// give exactly the reference's tokens, and log-probs within fp32 noise. With pages of P tokens and prompts of
+// lens[] tokens (pages of 32 and longer prompts: the samples' attention over their shared pages runs as one
+// product per group, decode.c's attend_group).
+static void check_engine(const char *name, int P, const int lens[4], long budget) {
     Model m;
     EXPECT(build(&m, NULL, 0.6f) == 0, "%s", grpo_error());
     Tokenizer *tok = default_tokenizer();
@@ -167,8 +174,8 @@ static void test_engine_matches_reference(void) {
     rc.group_size = 3;
     rc.max_new_tokens = 20;
     rc.max_batch = 5;
-    rc.page_tokens = 4;
-    rc.token_budget = 100;
+    rc.page_tokens = P;
+    rc.token_budget = budget;
     rc.sampler.temperature = 0.9f;
     rc.sampler.top_p = 0.95f;
     rc.record_routes = true;
@@ -176,31 +183,32 @@ static void test_engine_matches_reference(void) {
     int stops[] = {1, 9 + 'a', 9 + 'e', 9 + 'o', 300, 301, 302, 303};
     for (int i = 0; i < 8; i++) rc.stop_ids[rc.n_stop_ids++] = stops[i];
     rc.stop[rc.n_stop++] = "xy";
-    int lens[4] = {5, 9, 1, 12}, *prompts[4];
+    int *prompts[4], max_prompt = 0;
     for (int p = 0; p < 4; p++) {
+        max_prompt = lens[p] > max_prompt ? lens[p] : max_prompt;
         prompts[p] = malloc(sizeof(int) * lens[p]);
         for (int t = 0; t < lens[p]; t++) prompts[p][t] = urand() % 265;
     }
-    RolloutEngine *e = rollout_create(&m, tok, &rc, 16);
-    EXPECT(e != NULL, "%s", grpo_error());
+    RolloutEngine *e = rollout_create(&m, tok, &rc, max_prompt);
+    EXPECT(e != NULL, "%s: %s", name, grpo_error());
     Completion out[12];
     RolloutStats st;
-    EXPECT(model_alloc_acts(&m, 1, 64) == 0, "%s", grpo_error()); // room for the reference's full forwards
+    EXPECT(model_alloc_acts(&m, 1, max_prompt + 24) == 0, "%s", grpo_error()); // the reference's full forwards
     EXPECT(rollout_generate(e, (const int *const *)prompts, lens, 4, 42, out, NULL, NULL, &st) == 0, "%s",
            grpo_error());
     int lengths_seen = 0, stopped = 0, last_n = -1;
     for (int p = 0; p < 4; p++)
         for (int g = 0; g < 3; g++) {
             Completion *c = &out[p * 3 + g];
-            int ids[64], n, fin;
-            float lps[64];
+            int ids[24], n, fin;
+            float lps[24];
             reference_completion(&m, tok, &rc, prompts[p], lens[p], 42, p, g, ids, lps, &n, &fin);
             EXPECT(c->prompt_idx == p && c->sample_idx == g, "order");
-            EXPECT(c->n == n && (int)c->finish == fin, "prompt %d sample %d: %d tokens (%s) vs reference %d (%s)", p,
-                   g, c->n, finish_reason_name(c->finish), n, finish_reason_name(fin));
+            EXPECT(c->n == n && (int)c->finish == fin, "%s: prompt %d sample %d: %d tokens (%s) vs reference %d (%s)",
+                   name, p, g, c->n, finish_reason_name(c->finish), n, finish_reason_name(fin));
             for (int k = 0; k < n && k < c->n; k++) {
-                EXPECT(c->ids[k] == ids[k], "prompt %d sample %d token %d: %d vs reference %d", p, g, k, c->ids[k],
-                       ids[k]);
+                EXPECT(c->ids[k] == ids[k], "%s: prompt %d sample %d token %d: %d vs reference %d", name, p, g, k,
+                       c->ids[k], ids[k]);
                 EXPECT_NEAR(c->logprobs[k], lps[k], 1e-4, "log-prob");
             }
             EXPECT(c->n_route_pos == lens[p] + c->n - 1, "route positions %d", c->n_route_pos);
@@ -213,6 +221,8 @@ static void test_engine_matches_reference(void) {
     EXPECT(lengths_seen >= 3 && stopped >= 2, "the test needs varied lengths: %d changes, %d stopped", lengths_seen,
            stopped);
     EXPECT(st.max_live <= 5 && st.decode_tokens > 0, "max live %d", st.max_live);
+    EXPECT((P >= 32) == (st.shared_steps > 0), "%s: %ld sequence steps attended in share groups", name,
+           st.shared_steps);
     // The same seed again: the same completions; another seed: different ones.
     Completion again[12];
     EXPECT(rollout_generate(e, (const int *const *)prompts, lens, 4, 42, again, NULL, NULL, NULL) == 0, "%s",
@@ -235,11 +245,13 @@ static void test_engine_matches_reference(void) {
     }
     // A group that cannot fit the budget: an error before decoding, with the numbers.
     int big = lens[3], *bp = prompts[3];
+    char want[64];
+    snprintf(want, sizeof want, "token budget is %ld tokens", budget);
     rc.group_size = 5;
-    rc.max_new_tokens = 40;
-    RolloutEngine *small = rollout_create(&m, tok, &rc, 16);
+    rc.max_new_tokens = budget / 4;
+    RolloutEngine *small = rollout_create(&m, tok, &rc, max_prompt);
     EXPECT(small && rollout_generate(small, (const int *const *)&bp, &big, 1, 1, out, NULL, NULL, NULL) != 0 &&
-               strstr(grpo_error(), "token budget is 100 tokens"),
+               strstr(grpo_error(), want),
            "budget error: %s", grpo_error());
     rollout_free(small);
     rollout_free(e);
@@ -247,6 +259,9 @@ static void test_engine_matches_reference(void) {
     tokenizer_free(tok);
     model_free(&m);
 }
+
+static void test_engine_matches_reference(void) { check_engine("pages of 4", 4, (int[]){5, 9, 1, 12}, 100); }
+static void test_engine_shared_pages(void) { check_engine("pages of 32", 32, (int[]){70, 40, 33, 90}, 640); }
 
 // A model rigged so that greedy decoding follows a chain of tokens: blocks zeroed (the residual passes
 // through), each chain token's embedding a distinct unit vector, and the head scoring the chain's
@@ -351,8 +366,9 @@ static void test_sampler_distributions(void) {
     float pr[4];
     int kp[4];
     EXPECT(sampler_sample(tie, 4, &sp, 0.99f, pr, kp) == 1, "greedy: lowest id among ties");
-    EXPECT_NEAR(sampler_logprob(logits, 6, 1.0f, 2), log(0.15), 1e-6, "log-prob at temperature 1");
-    EXPECT_NEAR(sampler_logprob(logits, 6, 2.0f, 2), log(q[2]), 1e-6, "log-prob at temperature 2");
+    float scratch[6];
+    EXPECT_NEAR(sampler_logprob(logits, 6, 1.0f, 2, scratch), log(0.15), 1e-6, "log-prob at temperature 1");
+    EXPECT_NEAR(sampler_logprob(logits, 6, 2.0f, 2, scratch), log(q[2]), 1e-6, "log-prob at temperature 2");
     sp = sampler_defaults();
     sp.top_p = 0;
     EXPECT(sampler_check(&sp) != 0 && strstr(grpo_error(), "top_p"), "top_p 0 is refused: %s", grpo_error());
@@ -380,6 +396,7 @@ int main(void) {
     RUN_TEST(test_absorbed_no_qlora);
     RUN_TEST(test_absorbed_yarn_mscale);
     RUN_TEST(test_engine_matches_reference);
+    RUN_TEST(test_engine_shared_pages);
     RUN_TEST(test_stop_strings_across_tokens);
     return test_summary();
 }
