@@ -155,10 +155,10 @@ static int run_engine(Model *m, const Args *a, bool greedy) {
         } else if (!rc_) {
             printf("{\"decode_tok_s\": %.2f, \"e2e_tok_s\": %.2f, \"prefill_tok_s\": %.2f, \"decode_tokens\": %ld, "
                    "\"prefill_tokens\": %ld, \"generated\": %ld, \"prefill_s\": %.4f, \"decode_s\": %.4f, "
-                   "\"sample_s\": %.4f, \"wall_s\": %.4f, \"max_live\": %d, \"latent_token_bytes\": %zu, "
+                   "\"sample_s\": %.4f, \"pack_s\": %.4f, \"wall_s\": %.4f, \"max_live\": %d, \"latent_token_bytes\": %zu, "
                    "\"expanded_token_bytes\": %zu, \"cache_mb\": %.2f, \"threads\": %d, \"reps\": %d}\n",
                    st.decode_tokens / st.decode_s, gen / wall, st.prefill_tokens / st.prefill_s, st.decode_tokens,
-                   st.prefill_tokens, gen, st.prefill_s, st.decode_s, st.sample_s, wall, st.max_live,
+                   st.prefill_tokens, gen, st.prefill_s, st.decode_s, st.sample_s, st.pack_s, wall, st.max_live,
                    latent_cache_token_bytes(c), expanded_cache_token_bytes(c), rollout_cache_bytes(e) / 1e6,
                    omp_get_max_threads(), reps);
         }

@@ -15,6 +15,7 @@ static int round16(int n) { return (n + 15) / 16 * 16; }
 size_t packed_floats(int OC, int IC) { return (size_t)round16(OC) * IC; }
 
 void pack_matrix(float *dst, const float *W, int ld, int OC, int IC, bool trans) {
+#pragma omp parallel for schedule(static) if ((long)OC * IC > (1L << 18))
     for (int o0 = 0; o0 < OC; o0 += PACK_NB) {
         int w = round16(OC - o0) < PACK_NB ? round16(OC - o0) : PACK_NB;
         float *d = dst + (size_t)o0 * IC;

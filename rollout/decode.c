@@ -220,13 +220,13 @@ static inline void rope_row(float *x, const float *cs, const float *sn, int Dr) 
     }
 }
 
-// A decode step's attention runs in three phases over the batch (one parallel region per layer, a barrier
-// between phases): (A) per chunk of sequences, each one's [rmsnorm(c_kv), rope(k_pe)] row into the cache, its
-// rotated q_pe into the absorbed query and W_UK absorbed into the queries (one product per head over the chunk);
-// (B) per share group, attention over the cached rows; (C) per chunk, W_UV applied (one product per head).
+// A decode step's attention runs in phases over the batch, in one parallel region per layer: (A) per chunk of
+// sequences, each one's [rmsnorm(c_kv), rope(k_pe)] row into the cache and its rotated q_pe into the absorbed
+// query, and per head, W_UK absorbed into the queries of the whole batch (one product); (B) per share group,
+// attention over the cached rows; (C) per head, W_UV applied (one product over the batch).
 
-static void absorb_chunk(const Model *m, const LayerParams *p, const PackedModel *pk, const LatentCache *kc,
-                         DecodeScratch *s, int l, int *const *pages, const int *pos, int n0, int n1) {
+static void cache_rows(const Model *m, const LayerParams *p, const LatentCache *kc, DecodeScratch *s, int l,
+                       int *const *pages, const int *pos, int n0, int n1) {
     const ModelConfig *c = &m->cfg;
     int H = c->num_attention_heads, Dn = c->qk_nope_head_dim, Dr = c->qk_rope_head_dim, Dq = Dn + Dr;
     int R = c->kv_lora_rank, W = R + Dr, half = Dr / 2;
@@ -245,21 +245,6 @@ static void absorb_chunk(const Model *m, const LayerParams *p, const PackedModel
             rope_row(qa, cs, sn, Dr);
         }
     }
-    // q_lat[n,h] = q_nope[n,h] @ W_UK[h] with W_UK[h] the (Dn,R) k rows of kv_b for head h
-    const PackedLayer *pl = &pk->layers[l];
-    for (int h = 0; h < H; h++)
-        matmul_packed_forward(s->qabs + (size_t)n0 * H * W + h * W, H * W, s->q + (size_t)n0 * H * Dq + h * Dq, H * Dq,
-                              pl->w_uk + h * pk->uk_stride, n1 - n0, Dn, R);
-}
-
-static void values_chunk(const Model *m, const PackedModel *pk, DecodeScratch *s, int l, int n0, int n1) {
-    const ModelConfig *c = &m->cfg;
-    int H = c->num_attention_heads, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    const PackedLayer *pl = &pk->layers[l];
-    // y[n,h] = W_UV[h] @ olat[n,h] with W_UV[h] the (Dv,R) v rows of kv_b for head h
-    for (int h = 0; h < H; h++)
-        matmul_packed_forward(s->y + (size_t)n0 * H * Dv + h * Dv, H * Dv, s->olat + (size_t)n0 * H * R + h * R, H * R,
-                              pl->w_uv + h * pk->uv_stride, n1 - n0, R, Dv);
 }
 
 // Attention for the G sequences members[0..G-1] whose first `shared` pages are the same pages (the samples of
@@ -361,6 +346,7 @@ void decode_step(Model *m, const PackedModel *pk, LatentCache *kc, DecodeScratch
                  int *const *pages, int N) {
     const ModelConfig *c = &m->cfg;
     int C = c->hidden_size, H = c->num_attention_heads, Dq = config_qk_head_dim(c), Dv = c->v_head_dim;
+    int Dn = c->qk_nope_head_dim;
     int R = c->kv_lora_rank, W = R + c->qk_rope_head_dim, Lq = c->q_lora_rank, L = c->num_hidden_layers;
     float eps = c->rms_norm_eps;
     bool count_load = m->count_load;
@@ -391,16 +377,23 @@ void decode_step(Model *m, const PackedModel *pk, LatentCache *kc, DecodeScratch
 #pragma omp parallel if (N > 1)
         {
             float *ws = s->att + (size_t)omp_get_thread_num() * att_thread_floats(c, s->T_max);
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic) nowait
             for (int k = 0; k < n_chunks; k++)
-                absorb_chunk(m, p, pk, kc, s, l, pages, pos, k * chunk, (k + 1) * chunk < N ? (k + 1) * chunk : N);
+                cache_rows(m, p, kc, s, l, pages, pos, k * chunk, (k + 1) * chunk < N ? (k + 1) * chunk : N);
+            // q_lat[n,h] = q_nope[n,h] @ W_UK[h], W_UK[h] the (Dn,R) k rows of kv_b for head h (q_pe untouched)
+#pragma omp for schedule(dynamic)
+            for (int h = 0; h < H; h++)
+                matmul_packed_forward(s->qabs + h * W, H * W, s->q + h * Dq, H * Dq, pl->w_uk + h * pk->uk_stride, N, Dn,
+                                      R);
 #pragma omp for schedule(dynamic)
             for (int g = 0; g < s->n_groups; g++)
                 attend_group(s, ws, kc, l, pages, pos, s->members + s->group_off[g], s->group_off[g + 1] - s->group_off[g],
                              s->group_shared[g], H, R, m->attn_scale);
+            // y[n,h] = W_UV[h] @ olat[n,h], W_UV[h] the (Dv,R) v rows of kv_b for head h
 #pragma omp for schedule(dynamic)
-            for (int k = 0; k < n_chunks; k++)
-                values_chunk(m, pk, s, l, k * chunk, (k + 1) * chunk < N ? (k + 1) * chunk : N);
+            for (int h = 0; h < H; h++)
+                matmul_packed_forward(s->y + h * Dv, H * Dv, s->olat + (size_t)h * R, H * R, pl->w_uv + h * pk->uv_stride,
+                                      N, R, Dv);
         }
         LayerActs *a = &m->acts[l];
         matmul_packed_forward(a->x_mid, C, s->y, H * Dv, pl->o_proj, N, H * Dv, C);
