@@ -58,15 +58,16 @@ size_t expanded_cache_token_bytes(const ModelConfig *c) {
 
 enum { HB = 8 }; // heads per block in the attention kernels: the lanes of one 8-float vector
 enum { GROUP_LANES = 64 }; // queries (members x heads) of a share group: one register panel of gemm_small
+enum { GROUP_QUERIES = GROUP_LANES + 2 * HB }; // its query block's width: the last member's Hp lanes fit
 
 static int heads_padded(int H) { return (H + HB - 1) / HB * HB; }
 
 // Per-thread attention scratch (DecodeScratch.att). A sequence's own rows, heads padded to Hp (a multiple of HB):
-// the transposed absorbed query (W, Hp), the weighted latents (Hp, R), the softmax maximum and sum (2, Hp) and
-// the scores of every cached row (T_max, Hp). A share group's rows, for GROUP_LANES queries: the same four.
+// the weighted latents (Hp, R), the softmax maximum and sum (2, Hp) and the scores of every cached row (T_max, Hp).
+// A share group (GROUP_LANES queries): its transposed queries (W, GROUP_QUERIES), then the same four.
 static size_t att_thread_floats(const ModelConfig *c, int T_max) {
-    size_t per_lane = (size_t)T_max + 2 * c->kv_lora_rank + c->qk_rope_head_dim + 2;
-    return (heads_padded(c->num_attention_heads) + GROUP_LANES) * per_lane;
+    size_t R = c->kv_lora_rank, W = R + c->qk_rope_head_dim;
+    return heads_padded(c->num_attention_heads) * (R + 2 + T_max) + W * GROUP_QUERIES + GROUP_LANES * (R + 2 + T_max);
 }
 
 int decode_scratch_init(DecodeScratch *s, const ModelConfig *c, int N_max, int T_max) {
@@ -109,11 +110,12 @@ void decode_scratch_free(DecodeScratch *s) {
 // 8 floats, one vector of HB heads; aligned(4) lets it load from any float address.
 typedef float vec8 __attribute__((vector_size(32), aligned(4)));
 
-// Scores of n cached rows of one page (row t at row0 + t*W) for all heads: S[t, h] = scale * qT[:, h] . row_t.
+// Scores of n cached rows of one page (row t at row0 + t*W) for all heads: S[t, h] = qT[:, h] . row_t, with
+// row i of qT at qT + i*ldq.
 // The heads are the vector lanes (no horizontal sums). Four rows share each load of the query, and even and
 // odd i accumulate apart: eight independent chains, with few enough pointers to stay in registers.
-static void page_scores(float *restrict S /* (n,Hp) */, const float *restrict qT /* (W,Hp) */,
-                        const float *restrict row0, int n, int W, int Hp, float scale) {
+static void page_scores(float *restrict S /* (n,Hp) */, const float *restrict qT /* (W,Hp), row stride ldq */, int ldq,
+                        const float *restrict row0, int n, int W, int Hp) {
     int t = 0;
     for (; t + 4 <= n; t += 4)
         for (int hb = 0; hb < Hp; hb += HB) {
@@ -121,24 +123,24 @@ static void page_scores(float *restrict S /* (n,Hp) */, const float *restrict qT
             vec8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
             int i = 0;
             for (; i + 2 <= W; i += 2) {
-                vec8 q0 = *(const vec8 *)(qT + (size_t)i * Hp + hb), q1 = *(const vec8 *)(qT + (size_t)(i + 1) * Hp + hb);
+                vec8 q0 = *(const vec8 *)(qT + (size_t)i * ldq + hb), q1 = *(const vec8 *)(qT + (size_t)(i + 1) * ldq + hb);
                 a0 += q0 * r0[i], a1 += q0 * r1[i], a2 += q0 * r2[i], a3 += q0 * r3[i];
                 b0 += q1 * r0[i + 1], b1 += q1 * r1[i + 1], b2 += q1 * r2[i + 1], b3 += q1 * r3[i + 1];
             }
             if (i < W) {
-                vec8 q0 = *(const vec8 *)(qT + (size_t)i * Hp + hb);
+                vec8 q0 = *(const vec8 *)(qT + (size_t)i * ldq + hb);
                 a0 += q0 * r0[i], a1 += q0 * r1[i], a2 += q0 * r2[i], a3 += q0 * r3[i];
             }
-            *(vec8 *)(S + (size_t)t * Hp + hb) = (a0 + b0) * scale;
-            *(vec8 *)(S + (size_t)(t + 1) * Hp + hb) = (a1 + b1) * scale;
-            *(vec8 *)(S + (size_t)(t + 2) * Hp + hb) = (a2 + b2) * scale;
-            *(vec8 *)(S + (size_t)(t + 3) * Hp + hb) = (a3 + b3) * scale;
+            *(vec8 *)(S + (size_t)t * Hp + hb) = a0 + b0;
+            *(vec8 *)(S + (size_t)(t + 1) * Hp + hb) = a1 + b1;
+            *(vec8 *)(S + (size_t)(t + 2) * Hp + hb) = a2 + b2;
+            *(vec8 *)(S + (size_t)(t + 3) * Hp + hb) = a3 + b3;
         }
     for (; t < n; t++)
         for (int hb = 0; hb < Hp; hb += HB) {
             vec8 a = {0};
-            for (int i = 0; i < W; i++) a += *(const vec8 *)(qT + (size_t)i * Hp + hb) * row0[(size_t)t * W + i];
-            *(vec8 *)(S + (size_t)t * Hp + hb) = a * scale;
+            for (int i = 0; i < W; i++) a += *(const vec8 *)(qT + (size_t)i * ldq + hb) * row0[(size_t)t * W + i];
+            *(vec8 *)(S + (size_t)t * Hp + hb) = a;
         }
 }
 
@@ -197,15 +199,15 @@ static void softmax_columns(float *restrict S, float *restrict mx, float *restri
 }
 
 // Attention of one sequence over its own cached rows (len of them, in pages[0..], with the scale folded into its
-// query qT), all heads at once: the scores of every row (page by page, each page's rows read into L1 once), one
-// softmax, then the weighted sum of the c_kv rows. Leaves the unnormalised weighted latents in acc (Hp,R), and
-// the softmax maximum and sum per head in mx and sum (Hp), for the caller to merge with a shared part.
-static void attend_rows(float *acc, float *mx, float *sum, float *S /* (len,Hp) */, const float *qT /* (W,Hp) */,
+// query qT, row stride ldq), all heads at once: the scores of every row (page by page, each page's rows read into
+// L1 once), one softmax, then the weighted sum of the c_kv rows. Leaves the unnormalised weighted latents in acc
+// (Hp,R), and the softmax maximum and sum per head in mx and sum (Hp), for the caller to merge with a shared part.
+static void attend_rows(float *acc, float *mx, float *sum, float *S /* (len,Hp) */, const float *qT, int ldq,
                         const LatentCache *kc, int l, const int *pages, int len, int Hp, int R) {
     int P = kc->P;
     for (int t0 = 0; t0 < len; t0 += P) {
         int n = len - t0 < P ? len - t0 : P;
-        page_scores(S + (size_t)t0 * Hp, qT, latent_cache_row(kc, pages[t0 / P], l, 0), n, kc->W, Hp, 1.0f);
+        page_scores(S + (size_t)t0 * Hp, qT, ldq, latent_cache_row(kc, pages[t0 / P], l, 0), n, kc->W, Hp);
     }
     softmax_columns(S, mx, sum, len, Hp);
     weighted_latents(acc, S, kc, l, pages, len, Hp, R);
@@ -255,19 +257,22 @@ static void cache_rows(const Model *m, const LayerParams *p, const LatentCache *
 static void attend_group(const DecodeScratch *s, float *ws, const LatentCache *kc, int l, int *const *pages,
                          const int *pos, const int *members, int G, int shared, int H, int R, float scale) {
     int W = kc->W, P = kc->P, Hp = heads_padded(H), L = G * H, Lp = (L + 15) / 16 * 16, n_sh = shared * P;
-    float *qT = ws, *acc = qT + (size_t)W * Hp, *mx = acc + (size_t)Hp * R, *sum = mx + Hp, *S = sum + Hp;
-    float *gq = S + (size_t)s->T_max * Hp, *gacc = gq + (size_t)W * GROUP_LANES, *gmx = gacc + (size_t)GROUP_LANES * R;
+    int Lq = (L + Hp - H + 15) / 16 * 16; // a member's block of Hp lanes starting at g*H stays inside
+    float *acc = ws, *mx = acc + (size_t)Hp * R, *sum = mx + Hp, *S = sum + Hp;
+    float *gq = S + (size_t)s->T_max * Hp, *gacc = gq + (size_t)W * GROUP_QUERIES, *gmx = gacc + (size_t)GROUP_LANES * R;
     float *gsum = gmx + GROUP_LANES, *gS = gsum + GROUP_LANES;
+    // gq (W, Lq): lane g*H + h holds member g's query for head h, the scale folded in; zeros after lane L.
+    const float *lane[GROUP_LANES];
+    for (int g = 0; g < G; g++)
+        for (int h = 0; h < H; h++) lane[g * H + h] = s->qabs + ((size_t)members[g] * H + h) * W;
+    for (int i = 0; i < W; i++) {
+        float *row = gq + (size_t)i * Lq;
+        for (int k = 0; k < L; k++) row[k] = scale * lane[k][i];
+        for (int k = L; k < Lq; k++) row[k] = 0.0f;
+    }
     if (n_sh) {
-        // gq (W, Lp): lane g*H + h holds member g's head h; the scale folded in.
-        memset(gq, 0, sizeof(float) * W * Lp);
-        for (int g = 0; g < G; g++)
-            for (int h = 0; h < H; h++) {
-                const float *q = s->qabs + ((size_t)members[g] * H + h) * W;
-                for (int i = 0; i < W; i++) gq[(size_t)i * Lp + g * H + h] = scale * q[i];
-            }
         for (int pg = 0; pg < shared; pg++)
-            gemm_small(gS + (size_t)pg * P * Lp, Lp, latent_cache_row(kc, pages[members[0]][pg], l, 0), W, 1, gq, Lp,
+            gemm_small(gS + (size_t)pg * P * Lp, Lp, latent_cache_row(kc, pages[members[0]][pg], l, 0), W, 1, gq, Lq,
                        P, W, L, false);
         for (int k = 0; k < L; k++) gmx[k] = -INFINITY, gsum[k] = 0.0f;
         for (int t = 0; t < n_sh; t++)
@@ -286,10 +291,7 @@ static void attend_group(const DecodeScratch *s, float *ws, const LatentCache *k
     }
     for (int g = 0; g < G; g++) {
         int n = members[g];
-        const float *qabs = s->qabs + (size_t)n * H * W;
-        for (int i = 0; i < W; i++)
-            for (int h = 0; h < Hp; h++) qT[(size_t)i * Hp + h] = h < H ? scale * qabs[(size_t)h * W + i] : 0.0f;
-        attend_rows(acc, mx, sum, S, qT, kc, l, pages[n] + shared, pos[n] + 1 - n_sh, Hp, R);
+        attend_rows(acc, mx, sum, S, gq + g * H, Lq, kc, l, pages[n] + shared, pos[n] + 1 - n_sh, Hp, R);
         float *olat = s->olat + (size_t)n * H * R;
         for (int h = 0; h < H; h++) {
             float a = 0.0f, b = 1.0f, total = sum[h];
