@@ -185,9 +185,13 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
 }
 
 void swiglu_forward(float *h, const float *g, const float *u, long n) {
-    // blocks of 4096, so that the inner loop is a plain vector loop (the decode path's n are small: one thread)
-#pragma omp parallel for if (n > 32768)
-    for (long b = 0; b < n; b += 4096) {
+    if (n <= 32768) { // the decode path's small n: no OpenMP call, not even an inactive one
+#pragma omp simd
+        for (long i = 0; i < n; i++) h[i] = g[i] * sigmoid_fast(g[i]) * u[i];
+        return;
+    }
+#pragma omp parallel for
+    for (long b = 0; b < n; b += 4096) { // blocks, so that the inner loop is a plain vector loop
         long e = b + 4096 < n ? b + 4096 : n;
 #pragma omp simd
         for (long i = b; i < e; i++) h[i] = g[i] * sigmoid_fast(g[i]) * u[i];

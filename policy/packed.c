@@ -1,6 +1,7 @@
 #include "policy/packed.h"
 #include "common/error.h"
 #include <limits.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,24 +97,34 @@ void gemm_small(float *out, int ldo, const float *x, int xs_i, int xs_k, const f
     }
 }
 
+// Work item `item` of matmul_packed_forward: one panel of columns for one group of up to RG rows.
+static void packed_item(float *out, int ldo, const float *inp, int ldi, const float *Wp, int N, int IC, int OC,
+                        int item, int n_groups) {
+    int o0 = item / n_groups * PACK_NB, r0 = item % n_groups * RG, r1 = r0 + RG < N ? r0 + RG : N;
+    int ncols = OC - o0 < PACK_NB ? OC - o0 : PACK_NB, nv = round16(ncols) / 16;
+    const float *panel = Wp + (size_t)o0 * IC;
+    // Streaming the weights from memory while computing: the tiles of a panel pull the next panel towards
+    // L2 (tile k of T the rows c = k mod T, so the reads spread over the whole panel's work), or after the
+    // last panel as much of what follows the matrix (in the packed model: the matrix used next; software
+    // prefetches never fault).
+    int o_next = o0 + PACK_NB, pre_w = o_next < OC && OC - o_next < PACK_NB ? round16(OC - o_next) : PACK_NB;
+    const float *pre = Wp + (size_t)(o_next < OC ? o_next : round16(OC)) * IC;
+    int pre_T = (N + MR - 1) / MR;
+    for (int r = r0; r < r1; r += MR)
+        tile_any(out + (size_t)r * ldo + o0, ldo, inp + (size_t)r * ldi, ldi, 1, panel, nv * 16, IC,
+                 r1 - r < MR ? r1 - r : MR, nv, ncols, false, pre, pre_w, r / MR + 1, pre_T);
+}
+
 void matmul_packed_forward(float *out, int ldo, const float *inp, int ldi, const float *Wp, int N, int IC, int OC) {
-    int n_panels = (OC + PACK_NB - 1) / PACK_NB, n_groups = (N + RG - 1) / RG;
-    // A fork/join costs about as much as a million multiply-adds here.
-#pragma omp parallel for schedule(static) if ((double)N * IC * OC > 1e6)
-    for (int item = 0; item < n_panels * n_groups; item++) {
-        int o0 = item / n_groups * PACK_NB, r0 = item % n_groups * RG, r1 = r0 + RG < N ? r0 + RG : N;
-        int ncols = OC - o0 < PACK_NB ? OC - o0 : PACK_NB, nv = round16(ncols) / 16;
-        const float *panel = Wp + (size_t)o0 * IC;
-        // Streaming the weights from memory while computing: the tiles of a panel pull the next panel towards
-        // L2 (tile k of T the rows c = k mod T, so the reads spread over the whole panel's work), or after the
-        // last panel as much of what follows the matrix (in the packed model: the matrix used next; software
-        // prefetches never fault).
-        int o_next = o0 + PACK_NB, pre_w = o_next < OC && OC - o_next < PACK_NB ? round16(OC - o_next) : PACK_NB;
-        const float *pre = Wp + (size_t)(o_next < OC ? o_next : round16(OC)) * IC;
-        int pre_T = (N + MR - 1) / MR;
-        for (int r = r0; r < r1; r += MR)
-            tile_any(out + (size_t)r * ldo + o0, ldo, inp + (size_t)r * ldi, ldi, 1, panel, nv * 16, IC,
-                     r1 - r < MR ? r1 - r : MR, nv, ncols, false, pre, pre_w, r / MR + 1, pre_T);
+    int n_items = (OC + PACK_NB - 1) / PACK_NB * ((N + RG - 1) / RG), n_groups = (N + RG - 1) / RG;
+    // A fork/join costs about as much as a million multiply-adds here; below that (and inside a parallel
+    // region, such as an expert's products) no OpenMP call at all: even an inactive one costs a small
+    // product's time.
+    if ((double)N * IC * OC > 1e6 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+        for (int item = 0; item < n_items; item++) packed_item(out, ldo, inp, ldi, Wp, N, IC, OC, item, n_groups);
+    } else {
+        for (int item = 0; item < n_items; item++) packed_item(out, ldo, inp, ldi, Wp, N, IC, OC, item, n_groups);
     }
 }
 

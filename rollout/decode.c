@@ -136,11 +136,15 @@ static void page_scores(float *restrict S /* (n,Hp) */, const float *restrict qT
             *(vec8 *)(S + (size_t)(t + 2) * Hp + hb) = a2 + b2;
             *(vec8 *)(S + (size_t)(t + 3) * Hp + hb) = a3 + b3;
         }
-    for (; t < n; t++)
+    for (; t < n; t++) // the last rows one at a time, four chains over i
         for (int hb = 0; hb < Hp; hb += HB) {
-            vec8 a = {0};
-            for (int i = 0; i < W; i++) a += *(const vec8 *)(qT + (size_t)i * ldq + hb) * row0[(size_t)t * W + i];
-            *(vec8 *)(S + (size_t)t * Hp + hb) = a;
+            const float *r = row0 + (size_t)t * W;
+            vec8 a[4] = {{0}};
+            int i = 0;
+            for (; i + 4 <= W; i += 4)
+                for (int u = 0; u < 4; u++) a[u] += *(const vec8 *)(qT + (size_t)(i + u) * ldq + hb) * r[i + u];
+            for (; i < W; i++) a[0] += *(const vec8 *)(qT + (size_t)i * ldq + hb) * r[i];
+            *(vec8 *)(S + (size_t)t * Hp + hb) = (a[0] + a[1]) + (a[2] + a[3]);
         }
 }
 
