@@ -39,7 +39,7 @@ static const char *USAGE =
     "  --seed S             default 1; the same seed gives the same samples at any batch size\n"
     "  --limit N            the first N tasks only\n"
     "  --max-batch B        sequences decoding at once (default 64, and at least K)\n"
-    "  --token-budget N     latent-cache capacity in tokens (default: max-batch full sequences)\n"
+    "  --token-budget N     latent-cache capacity in tokens (default: room for max-batch sequences)\n"
     "  --name NAME          the data set's name in the results (default: the file name without .gz, .jsonl)\n"
     "  --db FILE            store the metrics in this run database (evals table) as a new run of kind eval\n"
     "  --run-id ID          ... or under this existing run of the database (a training run's held-out eval)\n"

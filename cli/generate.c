@@ -30,7 +30,7 @@ static const char *USAGE =
     "  --template NAME      r1-zero | deepseek-chat | raw, or a template string with {prompt} (default raw)\n"
     "  --system TEXT        the {system} part of the template\n"
     "  --max-batch B        sequences decoding at once (default 64)\n"
-    "  --token-budget N     latent-cache capacity in tokens (default: max-batch full sequences)\n"
+    "  --token-budget N     latent-cache capacity in tokens (default: room for max-batch sequences)\n"
     "  --out FILE           output file (default stdout)\n"
     "\n"
     "example: grpo generate --model runs/tiny-init --prompts prompts.jsonl -n 4 --max-new-tokens 64\n";
