@@ -24,10 +24,14 @@ int latent_cache_init(LatentCache *kc, const ModelConfig *c, int n_pages, int P)
         return ERR("latent cache: cannot allocate %.1f MB (%d pages x %d tokens x %zu bytes per token); lower "
                    "the token budget", bytes / 1e6, n_pages, P, latent_cache_token_bytes(c));
     }
-    // Handing out low page ids first keeps a short rollout's pages together.
-    for (int i = 0; i < n_pages; i++) kc->free_pages[i] = n_pages - 1 - i;
-    kc->n_free = n_pages;
+    latent_cache_reset(kc);
     return 0;
+}
+
+void latent_cache_reset(LatentCache *kc) {
+    // Handing out low page ids first keeps a short rollout's pages together.
+    for (int i = 0; i < kc->n_pages; i++) kc->free_pages[i] = kc->n_pages - 1 - i, kc->ref[i] = 0;
+    kc->n_free = kc->n_pages;
 }
 
 void latent_cache_free(LatentCache *kc) {
@@ -412,15 +416,15 @@ void decode_step(Model *m, const PackedModel *pk, LatentCache *kc, DecodeScratch
     m->packed = packed;
 }
 
-void decode_cache_prompt(LatentCache *kc, const Model *m, const int *pages, int T) {
+void decode_cache_prompt(LatentCache *kc, const Model *m, const int *pages, int T, int row0) {
     const ModelConfig *c = &m->cfg;
     int R = c->kv_lora_rank, W = kc->W, P = kc->P;
     for (int l = 0; l < kc->L; l++) {
         const LayerActs *a = &m->acts[l];
         for (int t = 0; t < T; t++) {
             float *row = latent_cache_row(kc, pages[t / P], l, t % P);
-            memcpy(row, a->cn + (size_t)t * R, sizeof(float) * R);
-            memcpy(row + R, a->kva + (size_t)t * W + R, sizeof(float) * (W - R));
+            memcpy(row, a->cn + (size_t)(row0 + t) * R, sizeof(float) * R);
+            memcpy(row + R, a->kva + (size_t)(row0 + t) * W + R, sizeof(float) * (W - R));
         }
     }
 }

@@ -31,6 +31,8 @@ void latent_cache_free(LatentCache *kc);
 int latent_cache_take(LatentCache *kc);
 // One holder less; the page is free again when none is left.
 void latent_cache_drop(LatentCache *kc, int page);
+// Every page free.
+void latent_cache_reset(LatentCache *kc);
 static inline float *latent_cache_row(const LatentCache *kc, int page, int l, int slot) {
     return kc->mem + (((size_t)page * kc->L + l) * kc->P + slot) * kc->W;
 }
@@ -69,6 +71,6 @@ void decode_scratch_free(DecodeScratch *s);
 // tokens). Routing statistics are not counted.
 void decode_step(Model *m, const PackedModel *pk, LatentCache *kc, DecodeScratch *s, const int *tokens /* (N) */,
                  const int *pos /* (N) */, int *const *pages /* (N) page tables */, int N);
-// After model_forward_hidden(m, prompt, 1, T): copies the T prompt tokens' [c_kv, k_pe] rows of every main
-// layer into the pages (ceil(T/P) of them).
-void decode_cache_prompt(LatentCache *kc, const Model *m, const int *pages, int T);
+// After model_forward_hidden: copies the [c_kv, k_pe] rows of every main layer of the T prompt tokens at the
+// forward's rows row0.. (b * T_forward for prompt b of a batch) into the pages (ceil(T/P) of them).
+void decode_cache_prompt(LatentCache *kc, const Model *m, const int *pages, int T, int row0);

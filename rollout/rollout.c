@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+enum { PREFILL_TOKENS = 2048 }; // positions per prefill forward, about (see rollout_create)
+
 RolloutConfig rollout_defaults(void) {
     RolloutConfig c = {.group_size = 8, .max_new_tokens = 256, .sampler = sampler_defaults(), .max_batch = 64,
                        .page_tokens = 64};
@@ -80,7 +82,10 @@ struct RolloutEngine {
     int *moe_layers;       // (n_moe)
     Seq *seqs;             // (max_batch)
     int *tables;           // (max_batch, pages_per_seq)
-    int *shared;           // (pages_per_seq) the prompt's pages while a group is admitted
+    int prefill_batch;     // prompts prefilled together in one forward
+    int *shared;           // (prefill_batch, pages_per_seq) the prompts' pages while their groups are admitted
+    int *pf_inputs;        // (prefill_batch, max_prompt) the prefill forward's padded prompts
+    int *pf_prompts;       // (prefill_batch) indices of the prompts being admitted
     int *step_tok, *step_pos, *step_seq; // (max_batch)
     int **step_pages;      // (max_batch)
     float *logits;         // (max_batch, V)
@@ -107,6 +112,8 @@ void rollout_free(RolloutEngine *e) {
     free(e->moe_layers);
     free(e->tables);
     free(e->shared);
+    free(e->pf_inputs);
+    free(e->pf_prompts);
     free(e->step_tok);
     free(e->step_pos);
     free(e->step_seq);
@@ -142,6 +149,18 @@ static int check_config(const RolloutConfig *c, const Model *m, const Tokenizer 
     return sampler_check(&c->sampler);
 }
 
+// The model's activations serve prefill (prefill_batch prompts of up to max_prompt tokens) and the FFN of a
+// decode step (max_batch tokens); grown when they are smaller (the model's owner may have reallocated them).
+static int ensure_acts(RolloutEngine *e) {
+    Model *m = e->m;
+    int B = e->cfg.max_batch, Tp = e->max_prompt;
+    if (m->acts && m->T_max >= Tp && m->B_max >= e->prefill_batch && (long)m->B_max * m->T_max >= B) return 0;
+    int T = m->acts && m->T_max > Tp ? m->T_max : Tp;
+    int Bm = m->acts && m->B_max > e->prefill_batch ? m->B_max : e->prefill_batch;
+    while ((long)Bm * T < B) Bm++;
+    return model_alloc_acts(m, Bm, T);
+}
+
 RolloutEngine *rollout_create(Model *m, const Tokenizer *tok, const RolloutConfig *cfg, int max_prompt) {
     if (check_config(cfg, m, tok, max_prompt) != 0) return NULL;
     RolloutEngine *e = grpo_calloc(1, sizeof *e, "rollout engine");
@@ -164,13 +183,12 @@ RolloutEngine *rollout_create(Model *m, const Tokenizer *tok, const RolloutConfi
     if (latent_cache_init(&e->kc, c, (int)n_pages, P) != 0 || decode_scratch_init(&e->ds, c, B, e->T_max) != 0 ||
         packed_model_init(&e->pk, m) != 0)
         goto fail;
-    // The model's activations serve prefill (one prompt) and the FFN of a decode step (B tokens).
-    if (!m->acts || m->T_max < max_prompt || (long)m->B_max * m->T_max < B) {
-        int T = m->acts && m->T_max > max_prompt ? m->T_max : max_prompt;
-        int Bm = m->acts ? m->B_max : 1;
-        while ((long)Bm * T < B) Bm++;
-        if (model_alloc_acts(m, Bm, T) != 0) goto fail;
-    }
+    // Prompts are prefilled a few at a time, about PREFILL_TOKENS positions per forward (a bigger product than
+    // one prompt's, and the activations stay small), at most one batch's worth of groups.
+    int groups_max = B / cfg->group_size > 0 ? B / cfg->group_size : 1;
+    e->prefill_batch = PREFILL_TOKENS / max_prompt < 1 ? 1 : PREFILL_TOKENS / max_prompt;
+    if (e->prefill_batch > groups_max) e->prefill_batch = groups_max;
+    if (ensure_acts(e) != 0) goto fail;
     if (model_ensure_rope(m, e->T_max) != 0) goto fail;
     e->K = c->num_experts_per_tok;
     e->moe_layers = grpo_calloc(c->num_hidden_layers + 1, sizeof(int), "rollout");
@@ -179,7 +197,9 @@ RolloutEngine *rollout_create(Model *m, const Tokenizer *tok, const RolloutConfi
         if (config_is_moe_layer(c, l)) e->moe_layers[e->n_moe++] = l;
     e->seqs = grpo_calloc(B, sizeof(Seq), "rollout sequences");
     e->tables = grpo_calloc((size_t)B * e->pages_per_seq, sizeof(int), "rollout page tables");
-    e->shared = grpo_calloc(e->pages_per_seq, sizeof(int), "rollout page tables");
+    e->shared = grpo_calloc((size_t)e->prefill_batch * e->pages_per_seq, sizeof(int), "rollout page tables");
+    e->pf_inputs = grpo_calloc((size_t)e->prefill_batch * max_prompt, sizeof(int), "rollout prefill");
+    e->pf_prompts = grpo_calloc(e->prefill_batch, sizeof(int), "rollout prefill");
     e->step_tok = grpo_calloc(B, sizeof(int), "rollout");
     e->step_pos = grpo_calloc(B, sizeof(int), "rollout");
     e->step_seq = grpo_calloc(B, sizeof(int), "rollout");
@@ -189,7 +209,7 @@ RolloutEngine *rollout_create(Model *m, const Tokenizer *tok, const RolloutConfi
     e->kept = grpo_malloc(sizeof(int) * threads * V, "sampler scratch");
     e->drawn = grpo_calloc(B, sizeof(int), "rollout");
     e->drawn_lp = grpo_calloc(B, sizeof(float), "rollout");
-    if (!e->seqs || !e->tables || !e->shared || !e->step_tok || !e->step_pos || !e->step_seq || !e->step_pages || !e->logits ||
+    if (!e->seqs || !e->tables || !e->shared || !e->pf_inputs || !e->pf_prompts || !e->step_tok || !e->step_pos || !e->step_seq || !e->step_pages || !e->logits ||
         !e->probs || !e->kept || !e->drawn || !e->drawn_lp)
         goto fail;
     for (int i = 0; i < B; i++) e->seqs[i].pages = e->tables + (size_t)i * e->pages_per_seq;
@@ -266,24 +286,48 @@ static int finish_seq(RolloutEngine *e, Seq *s, Group *groups, RolloutDone done,
     return 0;
 }
 
-// Prefills prompt p once, forks its G samples into free slots and draws each one's first token.
-static int admit_group(RolloutEngine *e, int p, const int *prompt, int Tp, uint64_t seed, Completion *out,
-                       Group *groups, RolloutDone done, void *ctx, RolloutStats *st) {
+// Prefills the k prompts e->pf_prompts[0..k-1] in one forward, right-padded to the longest (causal attention
+// leaves every real position as it would be alone; the padding repeats a prompt's last token), caches their
+// rows in freshly taken pages, and leaves prompt j's last-position logits in row j of e->logits.
+static int prefill(RolloutEngine *e, int k, const int *const *prompts, const int *lens, Group *groups,
+                   RolloutStats *st) {
     Model *m = e->m;
-    const ModelConfig *c = &m->cfg;
-    int P = e->cfg.page_tokens, G = e->cfg.group_size, C = c->hidden_size;
-    Group *g = &groups[p];
-    e->reserved += group_pages(e, Tp, &g->prompt_pages, &g->sample_pages);
-    g->left = G;
+    int C = m->cfg.hidden_size, Tm = 0;
     double t0 = now_s();
-    int *shared = e->shared;
-    for (int i = 0; i < g->prompt_pages; i++) shared[i] = latent_cache_take(&e->kc);
-    TRY(model_forward_hidden(m, prompt, 1, Tp));
-    decode_cache_prompt(&e->kc, m, shared, Tp);
-    matmul_packed_forward(e->logits, e->V, m->xf + (size_t)(Tp - 1) * C, C, e->pk.lm_head, 1, C, e->V);
-    st->prefill_tokens += Tp;
+    for (int j = 0; j < k; j++) Tm = lens[e->pf_prompts[j]] > Tm ? lens[e->pf_prompts[j]] : Tm;
+    for (int j = 0; j < k; j++) {
+        int p = e->pf_prompts[j], Tp = lens[p];
+        Group *g = &groups[p];
+        e->reserved += group_pages(e, Tp, &g->prompt_pages, &g->sample_pages);
+        for (int i = 0; i < g->prompt_pages; i++) e->shared[(size_t)j * e->pages_per_seq + i] = latent_cache_take(&e->kc);
+        for (int t = 0; t < Tm; t++) e->pf_inputs[(size_t)j * Tm + t] = prompts[p][t < Tp ? t : Tp - 1];
+        st->prefill_tokens += Tp;
+    }
+    bool count_load = m->count_load; // the padding must not count as routed tokens
+    m->count_load = false;
+    int rc = model_forward_hidden(m, e->pf_inputs, k, Tm);
+    st->prefill_forwards++;
+    m->count_load = count_load;
+    TRY(rc);
+    for (int j = 0; j < k; j++) {
+        int Tp = lens[e->pf_prompts[j]];
+        decode_cache_prompt(&e->kc, m, e->shared + (size_t)j * e->pages_per_seq, Tp, j * Tm);
+        matmul_packed_forward(e->logits + (size_t)j * e->V, e->V, m->xf + ((size_t)j * Tm + Tp - 1) * C, C,
+                              e->pk.lm_head, 1, C, e->V);
+    }
     st->prefill_s += now_s() - t0;
+    return 0;
+}
 
+// Forks the G samples of prompt p, prefilled as row j of the last prefill (rows of Tm positions), into free
+// slots and draws each one's first token.
+static int fork_group(RolloutEngine *e, int p, int j, int Tp, int Tm, uint64_t seed, Completion *out, Group *groups,
+                      RolloutDone done, void *ctx) {
+    int P = e->cfg.page_tokens, G = e->cfg.group_size;
+    Group *g = &groups[p];
+    g->left = G;
+    const int *shared = e->shared + (size_t)j * e->pages_per_seq;
+    const float *logits = e->logits + (size_t)j * e->V;
     int full = Tp / P, slot = 0;
     for (int s = 0; s < G; s++) {
         while (e->seqs[slot].live) slot++;
@@ -298,7 +342,7 @@ static int admit_group(RolloutEngine *e, int p, const int *prompt, int Tp, uint6
         if (e->cfg.record_routes) {
             cp->routes = grpo_malloc(sizeof(int16_t) * e->T_max * (e->n_moe ? e->n_moe : 1) * e->K, "routes");
             if (!cp->routes) return -1;
-            for (int t = 0; t < Tp; t++) record_routes(e, cp, t, t);
+            for (int t = 0; t < Tp; t++) record_routes(e, cp, t, j * Tm + t);
         }
         q->live = true;
         q->group = p;
@@ -319,8 +363,8 @@ static int admit_group(RolloutEngine *e, int p, const int *prompt, int Tp, uint6
                        sizeof(float) * (Tp % P) * e->kc.W);
             q->pages[full] = own;
         }
-        int id = sampler_sample(e->logits, e->V, &e->cfg.sampler, rng_uniform(q->stream, 0), e->probs, e->kept);
-        float lp = sampler_logprob(e->logits, e->V, e->cfg.sampler.temperature, id, e->probs);
+        int id = sampler_sample(logits, e->V, &e->cfg.sampler, rng_uniform(q->stream, 0), e->probs, e->kept);
+        float lp = sampler_logprob(logits, e->V, e->cfg.sampler.temperature, id, e->probs);
         bool fin;
         TRY(append_token(e, q, id, lp, &fin));
         q->next = id;
@@ -398,6 +442,7 @@ int rollout_generate(RolloutEngine *e, const int *const *prompts, const int *pro
               p, Tp, G, e->cfg.max_new_tokens, need, need * latent_cache_token_bytes(&e->m->cfg) / 1e6,
               (long)e->kc.n_pages * e->kc.P, rollout_cache_bytes(e) / 1e6);
     }
+    TRY(ensure_acts(e));
     memset(out, 0, sizeof(Completion) * P * G);
     Group *groups = grpo_calloc(P ? P : 1, sizeof(Group), "rollout groups");
     if (!groups) return -1;
@@ -411,12 +456,23 @@ int rollout_generate(RolloutEngine *e, const int *const *prompts, const int *pro
     int rc = 0, next = 0, live = 0;
     e->reserved = 0;
     for (;;) {
-        while (next < P) {
-            int a, b, need = group_pages(e, prompt_lens[next], &a, &b);
-            if (live + G > e->cfg.max_batch || e->reserved + need > e->kc.n_pages) break;
-            if ((rc = admit_group(e, next, prompts[next], prompt_lens[next], seed, out, groups, done, ctx, st)))
-                goto end;
-            next++;
+        // admit the waiting groups that fit, prefilling up to prefill_batch prompts at a time
+        for (;;) {
+            int k = 0, Tm = 0, pages = e->reserved;
+            while (next + k < P && k < e->prefill_batch) {
+                int a, b, need = group_pages(e, prompt_lens[next + k], &a, &b);
+                if (live + G * (k + 1) > e->cfg.max_batch || pages + need > e->kc.n_pages) break;
+                pages += need;
+                Tm = prompt_lens[next + k] > Tm ? prompt_lens[next + k] : Tm;
+                e->pf_prompts[k] = next + k;
+                k++;
+            }
+            if (!k) break;
+            if ((rc = prefill(e, k, prompts, prompt_lens, groups, st))) goto end;
+            for (int j = 0; j < k; j++)
+                if ((rc = fork_group(e, next + j, j, prompt_lens[next + j], Tm, seed, out, groups, done, ctx)))
+                    goto end;
+            next += k;
             live = 0;
             for (int i = 0; i < e->cfg.max_batch; i++) live += e->seqs[i].live;
         }
@@ -426,12 +482,9 @@ int rollout_generate(RolloutEngine *e, const int *const *prompts, const int *pro
         for (int i = 0; i < e->cfg.max_batch; i++) live += e->seqs[i].live;
     }
 end:
-    if (rc) { // leave the engine reusable: drop what the failed call still holds
-        for (int i = 0; i < e->cfg.max_batch; i++)
-            if (e->seqs[i].live) {
-                for (int j = 0; j < e->seqs[i].n_pages; j++) latent_cache_drop(&e->kc, e->seqs[i].pages[j]);
-                e->seqs[i].live = false;
-            }
+    if (rc) { // leave the engine reusable: no sequence survives a failed call, so every page is free again
+        for (int i = 0; i < e->cfg.max_batch; i++) e->seqs[i].live = false;
+        latent_cache_reset(&e->kc);
         for (int i = 0; i < P * G; i++) completion_free(&out[i]);
     }
     e->m->packed = packed;

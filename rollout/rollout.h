@@ -80,6 +80,7 @@ typedef void (*RolloutDone)(void *ctx, const Completion *c);
 
 typedef struct {
     long prefill_tokens, decode_tokens;
+    int prefill_forwards;    // model forwards that prefilled prompts (several prompts each where they fit)
     double prefill_s, decode_s, sample_s, pack_s; // pack_s: packing the weights (once per call)
     long shared_steps;       // sequence-steps whose attention over shared prompt pages ran once for their group
     int max_live;            // most sequences decoding at once

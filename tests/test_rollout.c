@@ -75,7 +75,7 @@ static void check_absorbed(const char *name, void (*tweak)(ModelConfig *)) {
     for (int s = 0; s < 2; s++) {
         for (int i = 0; i < T / P; i++) pages[s][i] = latent_cache_take(&kc);
         model_forward_hidden(&m, ids[s], 1, prefill[s]);
-        decode_cache_prompt(&kc, &m, pages[s], prefill[s]);
+        decode_cache_prompt(&kc, &m, pages[s], prefill[s], 0);
         for (int t = 0; t < prefill[s]; t++)
             matmul_forward(got + ((size_t)s * T + t) * V, m.xf + (size_t)t * C, m.lm_head, 1, C, V);
     }
@@ -162,18 +162,19 @@ static void reference_completion(Model *m, const Tokenizer *tok, const RolloutCo
     free(kept);
 }
 
-// Continuous batching (batch 5 < the 12 sequences, a budget that makes groups wait) and group sharing
-// give exactly the reference's tokens, and log-probs within fp32 noise. With pages of P tokens and prompts of
-// lens[] tokens (pages of 32 and longer prompts: the samples' attention over their shared pages runs as one
-// product per group, decode.c's attend_group).
-static void check_engine(const char *name, int P, const int lens[4], long budget) {
+// Continuous batching (a batch smaller than the 4 x G sequences, a budget that makes groups wait) and group
+// sharing give exactly the reference's tokens, and log-probs within fp32 noise. With pages of P tokens and
+// prompts of lens[] tokens (pages of 32 and longer prompts: the samples' attention over their shared pages runs
+// as one product per group, decode.c's attend_group), groups of G (<= 4) and batches of max_batch (room for
+// several groups: their prompts are prefilled together, padded to the longest).
+static void check_engine(const char *name, int P, const int lens[4], long budget, int G, int max_batch) {
     Model m;
     EXPECT(build(&m, NULL, 0.6f) == 0, "%s", grpo_error());
     Tokenizer *tok = default_tokenizer();
     RolloutConfig rc = rollout_defaults();
-    rc.group_size = 3;
+    rc.group_size = G;
     rc.max_new_tokens = 20;
-    rc.max_batch = 5;
+    rc.max_batch = max_batch;
     rc.page_tokens = P;
     rc.token_budget = budget;
     rc.sampler.temperature = 0.9f;
@@ -191,15 +192,15 @@ static void check_engine(const char *name, int P, const int lens[4], long budget
     }
     RolloutEngine *e = rollout_create(&m, tok, &rc, max_prompt);
     EXPECT(e != NULL, "%s: %s", name, grpo_error());
-    Completion out[12];
+    Completion out[16];
     RolloutStats st;
     EXPECT(model_alloc_acts(&m, 1, max_prompt + 24) == 0, "%s", grpo_error()); // the reference's full forwards
     EXPECT(rollout_generate(e, (const int *const *)prompts, lens, 4, 42, out, NULL, NULL, &st) == 0, "%s",
            grpo_error());
     int lengths_seen = 0, stopped = 0, last_n = -1;
     for (int p = 0; p < 4; p++)
-        for (int g = 0; g < 3; g++) {
-            Completion *c = &out[p * 3 + g];
+        for (int g = 0; g < G; g++) {
+            Completion *c = &out[p * G + g];
             int ids[24], n, fin;
             float lps[24];
             reference_completion(&m, tok, &rc, prompts[p], lens[p], 42, p, g, ids, lps, &n, &fin);
@@ -220,26 +221,28 @@ static void check_engine(const char *name, int P, const int lens[4], long budget
         }
     EXPECT(lengths_seen >= 3 && stopped >= 2, "the test needs varied lengths: %d changes, %d stopped", lengths_seen,
            stopped);
-    EXPECT(st.max_live <= 5 && st.decode_tokens > 0, "max live %d", st.max_live);
+    EXPECT(st.max_live <= max_batch && st.decode_tokens > 0, "max live %d", st.max_live);
+    EXPECT((max_batch / G >= 2) == (st.prefill_forwards < 4), "%s: %d prefill forwards for 4 prompts", name,
+           st.prefill_forwards);
     EXPECT((P >= 32) == (st.shared_steps > 0), "%s: %ld sequence steps attended in share groups", name,
            st.shared_steps);
     // The same seed again: the same completions; another seed: different ones.
-    Completion again[12];
+    Completion again[16];
     EXPECT(rollout_generate(e, (const int *const *)prompts, lens, 4, 42, again, NULL, NULL, NULL) == 0, "%s",
            grpo_error());
     int same = 1;
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < 4 * G; i++)
         same &= again[i].n == out[i].n && !memcmp(again[i].ids, out[i].ids, sizeof(int) * out[i].n) &&
                 again[i].text_len == out[i].text_len && !memcmp(again[i].text, out[i].text, out[i].text_len);
     EXPECT(same, "a second rollout with the same seed differs");
-    for (int i = 0; i < 12; i++) completion_free(&again[i]);
+    for (int i = 0; i < 4 * G; i++) completion_free(&again[i]);
     EXPECT(rollout_generate(e, (const int *const *)prompts, lens, 4, 43, again, NULL, NULL, NULL) == 0, "%s",
            grpo_error());
     same = 1;
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < 4 * G; i++)
         same &= again[i].n == out[i].n && !memcmp(again[i].ids, out[i].ids, sizeof(int) * out[i].n);
     EXPECT(!same, "another seed gave the same rollout");
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 4 * G; i++) {
         completion_free(&out[i]);
         completion_free(&again[i]);
     }
@@ -260,8 +263,11 @@ static void check_engine(const char *name, int P, const int lens[4], long budget
     model_free(&m);
 }
 
-static void test_engine_matches_reference(void) { check_engine("pages of 4", 4, (int[]){5, 9, 1, 12}, 100); }
-static void test_engine_shared_pages(void) { check_engine("pages of 32", 32, (int[]){70, 40, 33, 90}, 640); }
+static void test_engine_matches_reference(void) { check_engine("pages of 4", 4, (int[]){5, 9, 1, 12}, 100, 3, 5); }
+static void test_engine_shared_pages(void) { check_engine("pages of 32", 32, (int[]){70, 40, 33, 90}, 640, 3, 5); }
+static void test_engine_batched_prefill(void) {
+    check_engine("prefill of 3 prompts at once", 8, (int[]){5, 17, 1, 12}, 400, 2, 6);
+}
 
 // A model rigged so that greedy decoding follows a chain of tokens: blocks zeroed (the residual passes
 // through), each chain token's embedding a distinct unit vector, and the head scoring the chain's
@@ -397,6 +403,7 @@ int main(void) {
     RUN_TEST(test_absorbed_yarn_mscale);
     RUN_TEST(test_engine_matches_reference);
     RUN_TEST(test_engine_shared_pages);
+    RUN_TEST(test_engine_batched_prefill);
     RUN_TEST(test_stop_strings_across_tokens);
     return test_summary();
 }
