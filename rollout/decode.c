@@ -230,30 +230,28 @@ static inline void rope_row(float *x, const float *cs, const float *sn, int Dr) 
     }
 }
 
-// A decode step's attention runs in phases over the batch, in one parallel region per layer: (A) per chunk of
-// sequences, each one's [rmsnorm(c_kv), rope(k_pe)] row into the cache and its rotated q_pe into the absorbed
+// A decode step's attention runs in phases over the batch, in one parallel region per layer: (A) per
+// sequence, its [rmsnorm(c_kv), rope(k_pe)] row into the cache and its rotated q_pe into the absorbed
 // query, and per head, W_UK absorbed into the queries of the whole batch (one product); (B) per share group,
 // attention over the cached rows; (C) per head, W_UV applied (one product over the batch).
 
-static void cache_rows(const Model *m, const LayerParams *p, const LatentCache *kc, DecodeScratch *s, int l,
-                       int *const *pages, const int *pos, int n0, int n1) {
+static void cache_row(const Model *m, const LayerParams *p, const LatentCache *kc, DecodeScratch *s, int l,
+                      int *const *pages, const int *pos, int n) {
     const ModelConfig *c = &m->cfg;
     int H = c->num_attention_heads, Dn = c->qk_nope_head_dim, Dr = c->qk_rope_head_dim, Dq = Dn + Dr;
     int R = c->kv_lora_rank, W = R + Dr, half = Dr / 2;
-    for (int n = n0; n < n1; n++) {
-        const float *cs = m->rope_cos + (size_t)pos[n] * half, *sn = m->rope_sin + (size_t)pos[n] * half;
-        const float *kva = s->kva + (size_t)n * W;
-        float *row = latent_cache_row(kc, pages[n][pos[n] / kc->P], l, pos[n] % kc->P), ss = 0.0f;
-        for (int i = 0; i < R; i++) ss += kva[i] * kva[i];
-        float r = 1.0f / sqrtf(ss / R + c->rms_norm_eps);
-        for (int i = 0; i < R; i++) row[i] = kva[i] * r * p->kv_a_norm[i];
-        memcpy(row + R, kva + R, sizeof(float) * Dr);
-        rope_row(row + R, cs, sn, Dr);
-        for (int h = 0; h < H; h++) {
-            float *qa = s->qabs + ((size_t)n * H + h) * W + R;
-            memcpy(qa, s->q + ((size_t)n * H + h) * Dq + Dn, sizeof(float) * Dr);
-            rope_row(qa, cs, sn, Dr);
-        }
+    const float *cs = m->rope_cos + (size_t)pos[n] * half, *sn = m->rope_sin + (size_t)pos[n] * half;
+    const float *kva = s->kva + (size_t)n * W;
+    float *row = latent_cache_row(kc, pages[n][pos[n] / kc->P], l, pos[n] % kc->P), ss = 0.0f;
+    for (int i = 0; i < R; i++) ss += kva[i] * kva[i];
+    float r = 1.0f / sqrtf(ss / R + c->rms_norm_eps);
+    for (int i = 0; i < R; i++) row[i] = kva[i] * r * p->kv_a_norm[i];
+    memcpy(row + R, kva + R, sizeof(float) * Dr);
+    rope_row(row + R, cs, sn, Dr);
+    for (int h = 0; h < H; h++) {
+        float *qa = s->qabs + ((size_t)n * H + h) * W + R;
+        memcpy(qa, s->q + ((size_t)n * H + h) * Dq + Dn, sizeof(float) * Dr);
+        rope_row(qa, cs, sn, Dr);
     }
 }
 
@@ -365,10 +363,6 @@ void decode_step(Model *m, const PackedModel *pk, LatentCache *kc, DecodeScratch
     m->count_load = false;
     m->aux_alpha = 0.0f;
     m->packed = pk;
-    // Chunks of up to 16 sequences, at least two per thread where N allows (dynamic: lengths differ).
-    int chunk = (N + 2 * s->threads - 1) / (2 * s->threads);
-    chunk = chunk < 1 ? 1 : chunk > 16 ? 16 : chunk;
-    int n_chunks = (N + chunk - 1) / chunk;
     find_groups(s, kc, pages, pos, N, H, R);
 
     embedding_forward(s->x, tokens, m->embed, N, C);
@@ -387,9 +381,8 @@ void decode_step(Model *m, const PackedModel *pk, LatentCache *kc, DecodeScratch
 #pragma omp parallel if (N > 1)
         {
             float *ws = s->att + (size_t)omp_get_thread_num() * att_thread_floats(c, s->T_max);
-#pragma omp for schedule(dynamic) nowait
-            for (int k = 0; k < n_chunks; k++)
-                cache_rows(m, p, kc, s, l, pages, pos, k * chunk, (k + 1) * chunk < N ? (k + 1) * chunk : N);
+#pragma omp for schedule(static) nowait
+            for (int n = 0; n < N; n++) cache_row(m, p, kc, s, l, pages, pos, n);
             // q_lat[n,h] = q_nope[n,h] @ W_UK[h], W_UK[h] the (Dn,R) k rows of kv_b for head h (q_pe untouched)
 #pragma omp for schedule(dynamic)
             for (int h = 0; h < H; h++)

@@ -286,15 +286,14 @@ static int finish_seq(RolloutEngine *e, Seq *s, Group *groups, RolloutDone done,
     return 0;
 }
 
-// Prefills the k prompts e->pf_prompts[0..k-1] in one forward, right-padded to the longest (causal attention
-// leaves every real position as it would be alone; the padding repeats a prompt's last token), caches their
-// rows in freshly taken pages, and leaves prompt j's last-position logits in row j of e->logits.
-static int prefill(RolloutEngine *e, int k, const int *const *prompts, const int *lens, Group *groups,
+// Prefills the k prompts e->pf_prompts[0..k-1] in one forward, right-padded to Tm, the longest (causal
+// attention leaves every real position as it would be alone; the padding repeats a prompt's last token),
+// caches their rows in freshly taken pages, and leaves prompt j's last-position logits in row j of e->logits.
+static int prefill(RolloutEngine *e, int k, int Tm, const int *const *prompts, const int *lens, Group *groups,
                    RolloutStats *st) {
     Model *m = e->m;
-    int C = m->cfg.hidden_size, Tm = 0;
+    int C = m->cfg.hidden_size;
     double t0 = now_s();
-    for (int j = 0; j < k; j++) Tm = lens[e->pf_prompts[j]] > Tm ? lens[e->pf_prompts[j]] : Tm;
     for (int j = 0; j < k; j++) {
         int p = e->pf_prompts[j], Tp = lens[p];
         Group *g = &groups[p];
@@ -468,7 +467,7 @@ int rollout_generate(RolloutEngine *e, const int *const *prompts, const int *pro
                 k++;
             }
             if (!k) break;
-            if ((rc = prefill(e, k, prompts, prompt_lens, groups, st))) goto end;
+            if ((rc = prefill(e, k, Tm, prompts, prompt_lens, groups, st))) goto end;
             for (int j = 0; j < k; j++)
                 if ((rc = fork_group(e, next + j, j, prompt_lens[next + j], Tm, seed, out, groups, done, ctx)))
                     goto end;

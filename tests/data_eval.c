@@ -1,8 +1,9 @@
 // `make check-data`: `grpo eval` on the first tasks of each data set in $DATA with a tiny random model (a
 // context of 1024 for HumanEval's prompts): scores near 0, but the whole path runs, the loaders' fields
 // reach the math reward and the code reward's sandbox, and every data set's rows land in one run database.
+#include "tests/cli_run.h"
+#include "tests/db_query.h"
 #include "tests/test.h"
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,30 +11,6 @@
 static char dir[] = "/tmp/grpo_data_eval_XXXXXX";
 static const char *data;
 
-static int run(const char *args, char *out, size_t cap) {
-    char cmd[8192], cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) return -1;
-    snprintf(cmd, sizeof cmd, "cd %s && %s/grpo %s 2>&1", dir, cwd, args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static long query_long(const char *sql) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/run.db", dir);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    long v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
 
 static char out[1 << 16], samples[1 << 20];
 
@@ -63,12 +40,13 @@ static void eval_one(const char *file, const char *reward, int k, int limit, con
     char cmd[4096], head[128];
     snprintf(cmd, sizeof cmd, "eval --model m --dataset %s/%s --reward %s -k %d --limit %d --max-new-tokens 16 "
              "--template r1-zero --db run.db --out %s.jsonl", data, file, reward, k, limit, name);
-    EXPECT(run(cmd, out, sizeof out) == 0, "%s: %s", file, out);
+    EXPECT(cli_run(dir, cmd, true, out, sizeof out) == 0, "%s: %s", file, out);
     snprintf(head, sizeof head, "%s: %d tasks x %d samples, reward %s", name, limit, k, reward);
     EXPECT(strstr(out, head), "%s: the table: %s", file, out);
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM evals WHERE dataset = '%s' AND n = %d", name, limit);
-    EXPECT(query_long(sql) == metrics, "%s: %ld evals rows, expected %d", file, query_long(sql), metrics);
+    EXPECT(db_double(dir, "run.db", sql) == metrics, "%s: %g evals rows, expected %d", file,
+           db_double(dir, "run.db", sql), metrics);
     snprintf(cmd, sizeof cmd, "%s.jsonl", name);
     check_verdicts(cmd, limit * k, allowed);
 }
@@ -79,7 +57,7 @@ static void test_data_eval(void) {
     snprintf(cmd, sizeof cmd, "sed 's/\"max_position_embeddings\": 512/\"max_position_embeddings\": 1024/' "
              "%s/configs/model/tiny.json > %s/long.json", cwd, dir);
     EXPECT(system(cmd) == 0, "config");
-    EXPECT(run("init --config long.json --out m --seed 2 --std 0.3", out, sizeof out) == 0, "init: %s", out);
+    EXPECT(cli_run(dir, "init --config long.json --out m --seed 2 --std 0.3", true, out, sizeof out) == 0, "init: %s", out);
     const char *math = "correct wrong no_answer", *code = "passed failed timeout memory runtime_error output_limit";
     // pass@1, pass@2, maj@2, mean_reward, answered, mean_tokens, truncated
     eval_one("gsm8k_test.jsonl", "math", 2, 5, "gsm8k_test", 7, math);
@@ -87,7 +65,7 @@ static void test_data_eval(void) {
     // pass@1, maj@1 and the rest
     eval_one("math500_test.jsonl", "math", 1, 3, "math500_test", 6, math);
     eval_one("mbpp.jsonl", "code", 1, 3, "mbpp", 6, code);
-    EXPECT(query_long("SELECT count(*) FROM runs WHERE kind = 'eval'") == 4, "one run per data set");
+    EXPECT(db_double(dir, "run.db", "SELECT count(*) FROM runs WHERE kind = 'eval'") == 4, "one run per data set");
 }
 
 int main(void) {

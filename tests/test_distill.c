@@ -4,6 +4,7 @@
 // itself; bad configs; and a tiny end-to-end run (a teacher taught a few prompts by SFT, a smaller student)
 // whose run.db holds every trace, the evals and the SFT steps, and which `sft --from-db` can read.
 #include "tests/test.h"
+#include "tests/db_query.h"
 #include "common/config_tree.h"
 #include "common/error.h"
 #include "common/fileio.h"
@@ -228,15 +229,6 @@ static int make_teacher(void) {
     if (tok) tokenizer_free(tok);
     model_free(&m);
     return rc;
-}
-
-static long long sql_int(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -1,54 +1,14 @@
 // `grpo eval` end to end: ./grpo init a tiny model, evaluate it on GSM8K-style lines with the math reward:
 // the table, JSON, the samples file, the evals rows of a new run and of an existing one, and clear errors.
 #include "tests/cli_run.h"
+#include "tests/db_query.h"
 #include "tests/test.h"
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/grpo_eval_XXXXXX";
 
-
-static void write_in_dir(const char *name, const char *text) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-}
-
-static void read_in_dir(const char *name, char *buf, size_t cap) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = 0;
-    if (f) fclose(f);
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
-// The first column of the first row of a query on dir/name, as text ("" when none).
-static void query(const char *name, const char *sql, char *out, size_t cap) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    out[0] = 0;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
-        sqlite3_column_text(st, 0))
-        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
-    else
-        snprintf(out, cap, "(query failed: %s)", db ? sqlite3_errmsg(db) : "no database");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
 
 static char out[1 << 16];
 
@@ -57,7 +17,7 @@ static void test_eval_cli(void) {
     EXPECT(getcwd(cwd, sizeof cwd) != NULL, "cwd");
     snprintf(cmd, sizeof cmd, "init --config %s/configs/model/tiny.json --out m --seed 2 --std 0.3", cwd);
     EXPECT(cli_run(dir, cmd, true, out, sizeof out) == 0, "init: %s", out);
-    write_in_dir("gsm8k_mini.jsonl",
+    cli_write(dir, "gsm8k_mini.jsonl",
                  "{\"question\": \"Tom has 3 apples and buys 2 more. How many apples?\", \"answer\": \"3+2=5\\n#### 5\"}\n"
                  "{\"question\": \"A box holds 12 eggs. How many eggs in 3 boxes?\", \"answer\": \"#### 36\"}\n"
                  "{\"question\": \"What is 1,000 + 250?\", \"answer\": \"#### 1,250\"}\n");
@@ -69,21 +29,21 @@ static void test_eval_cli(void) {
     static const char *const metrics[] = {"pass@1", "pass@2", "pass@4", "maj@4", "mean_reward", "answered",
                                           "mean_tokens", "truncated"};
     for (int i = 0; i < 8; i++) EXPECT(strstr(out, metrics[i]), "%s in the table: %s", metrics[i], out);
-    query("run.db", "SELECT count(*) FROM evals WHERE run_id = 1 AND step = 0 AND dataset = 'gsm8k_mini' AND n = 3",
+    db_text(dir, "run.db", "SELECT count(*) FROM evals WHERE run_id = 1 AND step = 0 AND dataset = 'gsm8k_mini' AND n = 3",
           v, sizeof v);
     EXPECT(!strcmp(v, "8"), "8 evals rows: %s", v);
-    query("run.db", "SELECT group_concat(metric, ',') FROM (SELECT metric FROM evals ORDER BY metric)", v, sizeof v);
+    db_text(dir, "run.db", "SELECT group_concat(metric, ',') FROM (SELECT metric FROM evals ORDER BY metric)", v, sizeof v);
     EXPECT(!strcmp(v, "answered,maj@4,mean_reward,mean_tokens,pass@1,pass@2,pass@4,truncated"), "metrics: %s", v);
-    query("run.db", "SELECT kind || ' ' || model || ' ' || json_extract(config_json, '$.k') || ' ' || "
+    db_text(dir, "run.db", "SELECT kind || ' ' || model || ' ' || json_extract(config_json, '$.k') || ' ' || "
                     "json_extract(config_json, '$.rewards[0].name') FROM runs WHERE id = 1", v, sizeof v);
     EXPECT(!strcmp(v, "eval m 4 math"), "the run row: %s", v);
-    query("run.db", "SELECT value FROM evals WHERE metric = 'mean_tokens'", v, sizeof v);
+    db_text(dir, "run.db", "SELECT value FROM evals WHERE metric = 'mean_tokens'", v, sizeof v);
     EXPECT(atof(v) >= 1 && atof(v) <= 16, "mean_tokens %s", v);
-    query("run.db", "SELECT count(*) FROM evals WHERE metric LIKE 'pass@%' AND value BETWEEN 0 AND 1", v, sizeof v);
+    db_text(dir, "run.db", "SELECT count(*) FROM evals WHERE metric LIKE 'pass@%' AND value BETWEEN 0 AND 1", v, sizeof v);
     EXPECT(!strcmp(v, "3"), "pass@ values in [0, 1]: %s", v);
 
     static char samples[1 << 15];
-    read_in_dir("samples.jsonl", samples, sizeof samples);
+    cli_read(dir, "samples.jsonl", samples, sizeof samples);
     EXPECT(count_lines(samples) == 12, "12 sample lines: %s", samples);
     EXPECT(strstr(samples, "{\"task_id\":\"gsm8k_mini/3\",\"sample_idx\":3,\"completion\":"), "fields: %s", samples);
     EXPECT(strstr(samples, "\"verdict\":\"") && strstr(samples, "\"parts\":{\"math\":"), "verdict and parts");
@@ -93,24 +53,24 @@ static void test_eval_cli(void) {
     EXPECT(cli_run(dir, cmd, true, out, sizeof out) == 0, "eval --json: %s", out);
     EXPECT(!strncmp(out, "{\"dataset\":\"heldout\",\"tasks\":3,\"k\":4,\"metrics\":{\"pass@1\":", 57) &&
                strstr(out, "\"run_id\":1,\"step\":50}") && count_lines(out) == 1, "json (nothing on stderr): %s", out);
-    query("run.db", "SELECT count(*) FROM runs", v, sizeof v);
+    db_text(dir, "run.db", "SELECT count(*) FROM runs", v, sizeof v);
     EXPECT(!strcmp(v, "1"), "no new run: %s", v);
-    query("run.db", "SELECT count(*) FROM evals e JOIN evals f ON e.metric = f.metric AND e.value = f.value "
+    db_text(dir, "run.db", "SELECT count(*) FROM evals e JOIN evals f ON e.metric = f.metric AND e.value = f.value "
                     "WHERE e.step = 0 AND f.step = 50 AND f.dataset = 'heldout'", v, sizeof v);
     EXPECT(!strcmp(v, "8"), "the same values at step 50: %s", v);
 
     // the reward's options from a file; --limit
-    write_in_dir("math.json", "{\"name\": \"math\", \"rel_tol\": 0.001}");
+    cli_write(dir, "math.json", "{\"name\": \"math\", \"rel_tol\": 0.001}");
     EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --config math.json --limit 1 --max-new-tokens 4", false,
                out, sizeof out) == 0 && strstr(out, "gsm8k_mini: 1 tasks x 1 samples, reward math.json") &&
                strstr(out, "maj@1"), "--config, --limit 1: %s", out);
-    write_in_dir("bad.json", "{\"name\": \"math\", \"tolerance\": 0.001}");
+    cli_write(dir, "bad.json", "{\"name\": \"math\", \"tolerance\": 0.001}");
     EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --config bad.json", true, out, sizeof out) == 1 &&
                strstr(out, "bad.json") && strstr(out, "unknown option \"tolerance\""), "bad option: %s", out);
 
     EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl --reward math --db run.db --run-id 7", true, out,
                sizeof out) == 1 && strstr(out, "run 7 is not in the database"), "unknown run: %s", out);
-    write_in_dir("noanswer.jsonl", "{\"prompt\": \"Say hi.\"}\n");
+    cli_write(dir, "noanswer.jsonl", "{\"prompt\": \"Say hi.\"}\n");
     EXPECT(cli_run(dir, "eval --model m --dataset noanswer.jsonl --reward math", true, out, sizeof out) == 1 &&
                strstr(out, "task noanswer/1") && strstr(out, "answer"), "a task without an answer: %s", out);
     EXPECT(cli_run(dir, "eval --model m --dataset gsm8k_mini.jsonl", true, out, sizeof out) == 2 &&

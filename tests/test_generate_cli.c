@@ -8,13 +8,6 @@
 
 static char dir[] = "/tmp/grpo_generate_XXXXXX";
 
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
 static char out1[1 << 16], out2[1 << 16];
 
 // Cuts the "logprob_sum" field out of every line into lp[]: BLAS sums in an order that depends on the
@@ -36,12 +29,8 @@ static void test_generate(void) {
     EXPECT(getcwd(cwd, sizeof cwd) != NULL, "cwd");
     snprintf(cmd, sizeof cmd, "init --config %s/configs/model/tiny.json --out m --seed 2 --std 0.3", cwd);
     EXPECT(cli_run(dir, cmd, true, out1, sizeof out1) == 0, "init: %s", out1);
-    char path[256];
-    snprintf(path, sizeof path, "%s/p.jsonl", dir);
-    FILE *f = fopen(path, "w");
-    fputs("{\"prompt\": \"What is 2+3?\"}\n{\"question\": \"Name a prime.\", \"answer\": \"2\"}\n"
-          "{\"problem\": \"x\"}\n", f);
-    fclose(f);
+    cli_write(dir, "p.jsonl", "{\"prompt\": \"What is 2+3?\"}\n{\"question\": \"Name a prime.\", \"answer\": \"2\"}\n"
+                              "{\"problem\": \"x\"}\n");
     const char *common = "generate --model m --prompts p.jsonl -n 4 --max-new-tokens 24 --seed 9 --top-p 0.9 "
                          "--template r1-zero --stop ab";
     snprintf(cmd, sizeof cmd, "%s --max-batch 64", common);

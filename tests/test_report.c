@@ -3,6 +3,7 @@
 // a database being written meanwhile, and the errors for a missing file and a database of another kind.
 // `test_report --db PATH` (a realistic 200-step run) and `--hostile-db PATH` (the tests' database) only
 // write a database, for tests/test_report_browser.sh and the README's screenshot.
+#include "tests/cli_run.h"
 #include "tests/test.h"
 #include "common/error.h"
 #include "common/fileio.h"
@@ -500,15 +501,11 @@ static void test_chart_helpers(void) {
     free(mem);
 }
 
+// Runs `grpo report ARGS` in dir; returns its exit status with stdout and stderr in out.
 static int run_cli(const char *args, char *out, size_t cap) {
-    char cmd[2048], cwd[1024];
-    if (!getcwd(cwd, sizeof cwd)) return -1;
-    snprintf(cmd, sizeof cmd, "cd %s && %s/grpo report %s 2>&1", dir, cwd, args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "report %s", args);
+    return cli_run(dir, cmd, true, out, cap);
 }
 
 static void test_cli(void) {

@@ -1,33 +1,21 @@
 // `grpo score` end to end: runs ./grpo (built by `make test`) on small JSONL files and checks each output
 // line, the summary, and that a bad line is an error naming the line and the field.
+#include "tests/cli_run.h"
 #include "tests/test.h"
 #include <stdlib.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/grpo_score_XXXXXX";
 
-static void put_file(const char *name, const char *text) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-}
-
-// Runs the command; returns its exit status with stdout (and stderr) in out.
+// Runs `grpo score ARGS` in dir; returns its exit status with stdout and stderr in out.
 static int run(const char *args, char *out, size_t cap) {
-    char cmd[8192], cwd[4096];
-    if (!getcwd(cwd, sizeof cwd)) return -1;
-    snprintf(cmd, sizeof cmd, "cd %s && %s/grpo score %s 2>&1", dir, cwd, args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "score %s", args);
+    return cli_run(dir, cmd, true, out, cap);
 }
 
 static void test_math_lines(void) {
-    put_file("m.jsonl", "{\"completion\": \"so \\\\boxed{\\\\frac{1}{2}}\", \"answer\": \"0.5\"}\n"
+    cli_write(dir, "m.jsonl", "{\"completion\": \"so \\\\boxed{\\\\frac{1}{2}}\", \"answer\": \"0.5\"}\n"
                      "\n"
                      "{\"completion\": \"#### 1,000\", \"answer\": 1000, \"id\": \"q2\"}\n"
                      "{\"completion\": \"\\\\boxed{[0,1)}\", \"answer\": \"(0,1)\"}\n"
@@ -44,26 +32,26 @@ static void test_math_lines(void) {
 }
 
 static void test_reward_list(void) {
-    put_file("r.json", "[{\"name\": \"math\", \"weight\": 1}, {\"name\": \"format\", \"weight\": 0.1}]");
-    put_file("f.jsonl", "{\"completion\": \"<think>1+1</think><answer>2</answer>\", \"answer\": \"2\"}\n");
+    cli_write(dir, "r.json", "[{\"name\": \"math\", \"weight\": 1}, {\"name\": \"format\", \"weight\": 0.1}]");
+    cli_write(dir, "f.jsonl", "{\"completion\": \"<think>1+1</think><answer>2</answer>\", \"answer\": \"2\"}\n");
     char out[4096];
     EXPECT(run("--config r.json --input f.jsonl", out, sizeof out) == 0, "exit status: %s", out);
     EXPECT(strstr(out, "{\"reward\":1.1,\"extracted\":\"2\",\"verdict\":\"correct\",\"parts\":{\"math\":1,\"format\":1}}"),
            "weighted sum with parts: %s", out);
-    put_file("c.jsonl", "{\"completion\": \"<answer>(6-2)*6</answer>\", \"nums\": [6, 2, 6], \"target\": 24}\n");
+    cli_write(dir, "c.jsonl", "{\"completion\": \"<answer>(6-2)*6</answer>\", \"nums\": [6, 2, 6], \"target\": 24}\n");
     EXPECT(run("--reward countdown --input - < c.jsonl", out, sizeof out) == 0, "stdin: %s", out);
     EXPECT(strstr(out, "{\"reward\":1,\"extracted\":\"(6-2)*6\",\"verdict\":\"correct\""), "countdown: %s", out);
 }
 
 static void test_bad_lines(void) {
     char out[4096];
-    put_file("b1.jsonl", "{\"completion\": \"#### 1\", \"answer\": \"1\"}\n{\"completion\": 5, \"answer\": \"1\"}\n");
+    cli_write(dir, "b1.jsonl", "{\"completion\": \"#### 1\", \"answer\": \"1\"}\n{\"completion\": 5, \"answer\": \"1\"}\n");
     EXPECT(run("--reward math --input b1.jsonl", out, sizeof out) == 1 && strstr(out, "line 2") &&
            strstr(out, "completion") && strstr(out, "\"verdict\":\"correct\""), "completion not a string: %s", out);
-    put_file("b2.jsonl", "{\"completion\": \"x\"}\n");
+    cli_write(dir, "b2.jsonl", "{\"completion\": \"x\"}\n");
     EXPECT(run("--reward math --input b2.jsonl", out, sizeof out) == 1 && strstr(out, "line 1") && strstr(out, "answer"),
            "missing answer: %s", out);
-    put_file("b3.jsonl", "{\"completion\": \"x\", \"answer\": \"1\"}\nnot json\n");
+    cli_write(dir, "b3.jsonl", "{\"completion\": \"x\", \"answer\": \"1\"}\nnot json\n");
     EXPECT(run("--reward math --input b3.jsonl", out, sizeof out) == 1 && strstr(out, "line 2: not a JSON object"),
            "not JSON: %s", out);
     EXPECT(run("--reward countdown --input b3.jsonl", out, sizeof out) == 1 && strstr(out, "nums"),

@@ -1,7 +1,8 @@
 // `grpo sft` end to end: configs/sft/tiny.json for a handful of steps writes checkpoints and run.db with a
 // falling loss; JSONL pairs and --from-db reach the data; --resume of a finished run; usage and config errors.
+#include "tests/cli_run.h"
+#include "tests/db_query.h"
 #include "tests/test.h"
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,36 +11,12 @@ static char dir[] = "/tmp/grpo_sft_cli_XXXXXX";
 static char out[1 << 16];
 
 // Runs `grpo ARGS` from the repository root with stdout and stderr in out; returns the exit status.
-static int run(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "./grpo %s 2>&1", args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args) { return cli_run(".", args, true, out, sizeof out); }
 
 static bool exists_in(const char *sub) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, sub);
     return access(path, F_OK) == 0;
-}
-
-// One number from an SQL query on DIR/SUB, NAN when it fails.
-static double query(const char *sub, const char *sql) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, sub);
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    double v = NAN;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_double(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return v;
 }
 
 // Six steps of configs/sft/tiny.json, small enough for the test; lr 3e-3 decreases the loss at every step.
@@ -57,12 +34,12 @@ static void test_train(void) {
                                         "a/step-000006/optimizer.safetensors", "a/step-000006/tokenizer.json",
                                         "a/step-000006/trainer_state.json"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) EXPECT(exists_in(files[i]), "missing %s", files[i]);
-    EXPECT(query("a/run.db", "SELECT count(*) FROM runs WHERE kind = 'sft'") == 1, "one sft run");
-    EXPECT(query("a/run.db", "SELECT count(*) FROM steps WHERE loss > 0 AND lr > 0 AND grad_norm > 0 AND "
+    EXPECT(db_double(dir, "a/run.db", "SELECT count(*) FROM runs WHERE kind = 'sft'") == 1, "one sft run");
+    EXPECT(db_double(dir, "a/run.db", "SELECT count(*) FROM steps WHERE loss > 0 AND lr > 0 AND grad_norm > 0 AND "
                              "train_tok_s > 0 AND seconds > 0 AND "
                              "abs(json_extract(metrics_json, '$.loss') - loss) < 1e-9") == 6, "six complete steps rows");
-    double first = query("a/run.db", "SELECT loss FROM steps WHERE step = 1");
-    double last = query("a/run.db", "SELECT loss FROM steps WHERE step = 6");
+    double first = db_double(dir, "a/run.db", "SELECT loss FROM steps WHERE step = 1");
+    double last = db_double(dir, "a/run.db", "SELECT loss FROM steps WHERE step = 6");
     EXPECT(last < first - 0.3, "loss %g -> %g", first, last);
 
     snprintf(args, sizeof args, "sft configs/sft/tiny.json --out %s/a %s --resume", dir, SIX_STEPS);

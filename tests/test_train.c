@@ -6,6 +6,7 @@
 #include "common/fileio.h"
 #include "rl/store.h"
 #include "rl/trainer.h"
+#include "tests/db_query.h"
 #include "tests/test.h"
 #include <signal.h>
 #include <stdlib.h>
@@ -19,15 +20,6 @@ static cJSON *config(const char *const *sets, int n) {
     cJSON *c = train_config_load("configs/grpo/tiny.json", sets, n);
     EXPECT(c != NULL, "config: %s", grpo_error());
     return c;
-}
-
-static long long sql_int(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 static void test_reward_rises(void) {
