@@ -1,4 +1,5 @@
 #include "config.h"
+#include "common/config_tree.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include <math.h>
@@ -32,16 +33,6 @@ static int in_list(const char *key, const char *const *list, size_t n) {
     return 0;
 }
 
-static const char *json_kind(const cJSON *v) {
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an unparsable value";
-}
-
 // null counts as absent: HF writes None for "use the default" (e.g. n_routed_experts in dense V2 configs).
 static const cJSON *item(const cJSON *j, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
@@ -57,7 +48,7 @@ static int get_int(int *out, const cJSON *j, const char *obj, const char *key, i
         *out = def;
         return 0;
     }
-    CHECK(cJSON_IsNumber(v), "%s: key '%s%s': expected an integer, found %s", where, obj, key, json_kind(v));
+    CHECK(cJSON_IsNumber(v), "%s: key '%s%s': expected an integer, found %s", where, obj, key, cfg_type_name(v));
     double d = v->valuedouble;
     CHECK(d == floor(d) && fabs(d) <= 2147483647.0, "%s: key '%s%s': expected an integer, found %g", where, obj,
           key, d);
@@ -71,7 +62,7 @@ static int get_float(float *out, const cJSON *j, const char *obj, const char *ke
         *out = def;
         return 0;
     }
-    CHECK(cJSON_IsNumber(v), "%s: key '%s%s': expected a number, found %s", where, obj, key, json_kind(v));
+    CHECK(cJSON_IsNumber(v), "%s: key '%s%s': expected a number, found %s", where, obj, key, cfg_type_name(v));
     CHECK(isfinite((float)v->valuedouble), "%s: key '%s%s': expected a finite fp32 number, found %g", where, obj,
           key, v->valuedouble);
     *out = (float)v->valuedouble;
@@ -84,7 +75,7 @@ static int get_bool(bool *out, const cJSON *j, const char *key, bool def, const 
         *out = def;
         return 0;
     }
-    CHECK(cJSON_IsBool(v), "%s: key '%s': expected true or false, found %s", where, key, json_kind(v));
+    CHECK(cJSON_IsBool(v), "%s: key '%s': expected true or false, found %s", where, key, cfg_type_name(v));
     *out = cJSON_IsTrue(v);
     return 0;
 }
@@ -94,7 +85,7 @@ static const char *get_str(const cJSON *j, const char *obj, const char *key, con
     const cJSON *v = item(j, key);
     if (!v) return def;
     if (!cJSON_IsString(v)) {
-        ERR("%s: key '%s%s': expected a string, found %s", where, obj, key, json_kind(v));
+        ERR("%s: key '%s%s': expected a string, found %s", where, obj, key, cfg_type_name(v));
         return NULL;
     }
     return v->valuestring;
@@ -106,7 +97,7 @@ static int parse_rope(YarnConfig *y, float *theta, bool *has_theta, const cJSON 
                       int max_pos, const char *where) {
     char obj[64];
     snprintf(obj, sizeof obj, "%s.", key);
-    CHECK(cJSON_IsObject(r), "%s: key '%s': expected an object or null, found %s", where, key, json_kind(r));
+    CHECK(cJSON_IsObject(r), "%s: key '%s': expected an object or null, found %s", where, key, cfg_type_name(r));
     static const char *const known[] = {"type", "rope_type", "rope_theta", "factor", "beta_fast", "beta_slow",
                                         "mscale", "mscale_all_dim", "original_max_position_embeddings",
                                         "truncate"};
@@ -152,7 +143,7 @@ static int parse_rope(YarnConfig *y, float *theta, bool *has_theta, const cJSON 
           y->original_max_position_embeddings);
     const cJSON *tr = item(r, "truncate");
     CHECK(!tr || cJSON_IsTrue(tr), "%s: key '%struncate': only true (DeepSeek's integer correction range) is "
-          "supported, found %s", where, obj, cJSON_IsFalse(tr) ? "false" : json_kind(tr));
+          "supported, found %s", where, obj, cJSON_IsFalse(tr) ? "false" : cfg_type_name(tr));
     return 0;
 }
 
@@ -161,7 +152,7 @@ static int parse_rope(YarnConfig *y, float *theta, bool *has_theta, const cJSON 
 
 int config_from_json(ModelConfig *cfg, const cJSON *json, const char *where) {
     if (!where) where = "config";
-    CHECK(cJSON_IsObject(json), "%s: expected a JSON object, found %s", where, json_kind(json));
+    CHECK(cJSON_IsObject(json), "%s: expected a JSON object, found %s", where, cfg_type_name(json));
     ModelConfig cc;
     ModelConfig *c = &cc;
     memset(c, 0, sizeof *c);
@@ -218,7 +209,7 @@ int config_from_json(ModelConfig *cfg, const cJSON *json, const char *where) {
     c->has_score_bias = c->topk_method == TOPK_NOAUX_TC;
 
     // Keys accepted only with the value this implementation computes.
-    bool b;
+    bool b = false;
     TRY(get_bool(&b, json, "attention_bias", false, where));
     CHECK(!b, "%s: key 'attention_bias': only false is supported (MLA projections have no bias)", where);
     TRY(get_bool(&b, json, "mlp_bias", false, where));
